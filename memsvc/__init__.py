@@ -1,0 +1,3 @@
+"""memsvc: long-term memory service for AI agents."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,86 @@
+"""Settings, built on demand from the environment (prefix ``MEMSVC_``, nested with ``__``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGED_EMBEDDER = "packaged:all-MiniLM-L6-v2"
+
+
+class ModelSettings(BaseModel):
+    """Local model runtime: embedder and optional cross-encoder reranker."""
+
+    embedder: str = PACKAGED_EMBEDDER
+    embedding_dim: int = 384
+    reranker: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = 64
+    # Concurrent requests wait at most this long to share one model batch.
+    batch_wait_ms: float = 2.0
+
+
+class LLMSettings(BaseModel):
+    """LLM access through litellm; with no model every feature runs in heuristic mode."""
+
+    model: str | None = None
+    api_key: SecretStr | None = None
+    api_base: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 2
+
+
+class LimitSettings(BaseModel):
+    """Request limits; anything larger is refused with a 4xx."""
+
+    max_content_bytes: int = 32 * 1024
+    max_batch: int = 1000
+    max_top_k: int = 200
+    max_page_size: int = 1000
+    default_page_size: int = 100
+    max_body_bytes: int = 64 * 1024 * 1024
+
+
+class JobSettings(BaseModel):
+    """Durable background work (enrichment and friends)."""
+
+    in_process_worker: bool = True
+    poll_interval_s: float = 0.5
+    max_attempts: int = 5
+    backoff_base_s: float = 2.0
+    lock_timeout_s: float = 300.0
+
+
+class Settings(BaseSettings):
+    """All service settings. Tests build their own instead of patching the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEMSVC_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("./memsvc-data")
+    database_url: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "info"
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    # Below this many memories a cube is searched exhaustively (exact scores).
+    exact_search_threshold: int = 20_000
+    # Session cookie signing for the admin view; generated and stored in data_dir when unset.
+    session_secret: SecretStr | None = None
+    # Print the first-start admin key to stdout (never logged elsewhere).
+    print_admin_key: bool = True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, cached for the process."""
+    return Settings()

@@ -1,0 +1,162 @@
+"""Memories (MemCube records), their sources, versions and provenance."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from memsvc.schemas.common import JSONObject, Page, ReadModel, WireModel
+
+Layer = Literal["core", "semantic", "episodic"]
+Status = Literal["active", "deleted"]
+KIND_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+Tag = Field(min_length=1, max_length=100)
+
+
+class SourceCreate(WireModel):
+    """A raw input a memory came from (message, document, event): the veridical layer."""
+
+    kind: str = Field(default="message", pattern=KIND_PATTERN)
+    external_id: str | None = Field(default=None, max_length=500)
+    speaker: str | None = Field(default=None, max_length=200)
+    occurred_at: datetime | None = None
+    text: str | None = None
+    metadata: JSONObject = Field(default_factory=dict)
+
+
+class SourceRead(ReadModel):
+    id: uuid.UUID
+    kind: str
+    external_id: str | None = None
+    speaker: str | None = None
+    occurred_at: datetime | None = None
+    text: str | None = None
+    metadata: JSONObject = Field(default_factory=dict)
+
+
+class MemoryCreate(WireModel):
+    content: str = Field(min_length=1)
+    kind: str = Field(default="fact", pattern=KIND_PATTERN)
+    layer: Layer = "semantic"
+    tags: list[str] = Field(default_factory=list, max_length=64)
+    metadata: JSONObject = Field(default_factory=dict)
+    user_id: str | None = Field(default=None, max_length=200)
+    agent_id: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(default=None, max_length=200)
+    importance: float = Field(default=0.5, ge=0.0, le=1.0)
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    sources: list[SourceCreate] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _validity(self) -> MemoryCreate:
+        if not self.content.strip():
+            raise ValueError("content must not be blank")
+        if self.valid_from and self.valid_to and self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        return self
+
+
+class MemoryBatchCreate(WireModel):
+    memories: list[MemoryCreate] = Field(min_length=1)
+
+
+class MemoryUpdate(WireModel):
+    """A change to a memory; ``expected_version`` must be the current version (else 409)."""
+
+    expected_version: int = Field(ge=1)
+    content: str | None = Field(default=None, min_length=1)
+    kind: str | None = Field(default=None, pattern=KIND_PATTERN)
+    layer: Layer | None = None
+    tags: list[str] | None = Field(default=None, max_length=64)
+    metadata: JSONObject | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    importance: float | None = Field(default=None, ge=0.0, le=1.0)
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class MemoryRead(ReadModel):
+    id: uuid.UUID
+    cube_id: uuid.UUID
+    content: str
+    kind: str
+    layer: Layer
+    tags: list[str]
+    metadata: JSONObject
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    importance: float
+    status: Status
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    keywords: list[str] = Field(default_factory=list)
+    context: str | None = None
+    enrichment_status: str = "pending"
+    sources: list[SourceRead] = Field(default_factory=list)
+
+
+class MemoryList(ReadModel):
+    """``{"items": [...]}`` answer of a create."""
+
+    items: list[MemoryRead]
+
+
+MemoryPage = Page[MemoryRead]
+
+ChangeKind = Literal["create", "update", "delete", "restore", "enrich", "evolve", "erase"]
+
+
+class MemoryVersionRead(ReadModel):
+    memory_id: uuid.UUID
+    version: int
+    change_kind: str
+    content: str
+    kind: str
+    layer: str
+    tags: list[str]
+    metadata: JSONObject
+    keywords: list[str] = Field(default_factory=list)
+    context: str | None = None
+    importance: float
+    status: str
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    actor: str
+    reason: str | None = None
+    caused_by: uuid.UUID | None = None
+    policy: str | None = None
+    model: str | None = None
+    embedding_model: str | None = None
+    embedding_hash: str | None = None
+    created_at: datetime
+
+
+MemoryVersionPage = Page[MemoryVersionRead]
+
+
+class VersionProvenance(ReadModel):
+    version: int
+    change_kind: str
+    actor: str
+    reason: str | None = None
+    caused_by: uuid.UUID | None = None
+    policy: str | None = None
+    model: str | None = None
+    created_at: datetime
+    sources: list[SourceRead] = Field(default_factory=list)
+
+
+class ProvenanceRead(ReadModel):
+    memory_id: uuid.UUID
+    versions: list[VersionProvenance]

@@ -1,0 +1,68 @@
+"""Search requests and results. Retrieval strategies are data: a preset name or a config."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from memsvc.schemas.common import ReadModel, WireModel
+from memsvc.schemas.memories import Layer, MemoryRead
+
+
+class SearchFilters(WireModel):
+    kinds: list[str] | None = None
+    layers: list[Layer] | None = None
+    tags: list[str] | None = Field(default=None, description="any of these tags")
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    include_deleted: bool = False
+
+
+class ChannelConfig(WireModel):
+    weight: float = Field(default=1.0, ge=0.0)
+    depth: int = Field(default=50, ge=1, le=2000)
+
+
+class RetrievalConfig(WireModel):
+    """A full retrieval strategy; presets are named instances of it."""
+
+    vector: ChannelConfig | None = Field(default_factory=ChannelConfig)
+    fulltext: ChannelConfig | None = Field(default_factory=ChannelConfig)
+    time: ChannelConfig | None = None
+    graph: ChannelConfig | None = None
+    rrf_k: int = Field(default=60, ge=1)
+    recency_weight: float = Field(default=0.0, ge=0.0)
+    importance_weight: float = Field(default=0.0, ge=0.0)
+    rerank: bool = False
+    rerank_depth: int = Field(default=50, ge=1, le=500)
+
+
+class SearchRequest(WireModel):
+    query: str = Field(min_length=1, max_length=8000)
+    top_k: int = Field(default=10, ge=1)
+    filters: SearchFilters | None = None
+    preset: str | None = None
+    config: RetrievalConfig | None = None
+    as_of: datetime | None = None
+    explain: bool = False
+
+
+class ChannelHit(ReadModel):
+    rank: int
+    score: float
+
+
+class SearchResult(ReadModel):
+    memory: MemoryRead
+    score: float
+    explain: dict[str, ChannelHit] | None = None
+
+
+class SearchResponse(ReadModel):
+    results: list[SearchResult]
+    preset: str | None = None
+    took_ms: float = 0.0

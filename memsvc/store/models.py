@@ -1,0 +1,294 @@
+"""ORM tables. ORM objects never leave ``memsvc.store``; repositories return schemas."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Computed,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# The embedding dimension is fixed by the initial migration (all-MiniLM-L6-v2: 384).
+EMBEDDING_DIM = 384
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONB, list[str]: ARRAY(Text)}
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+def _tenant_fk() -> Mapped[uuid.UUID]:
+    return mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+
+
+class Tenant(Base):
+    __tablename__ = "tenant"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_key"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Cube(Base):
+    __tablename__ = "cube"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        Index(
+            "uq_cube_tenant_name_live",
+            "tenant_id",
+            "name",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+
+class Memory(Base):
+    """Current state of a memory; its full history is in ``memory_version``."""
+
+    __tablename__ = "memory"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cube.id", ondelete="CASCADE"))
+    content: Mapped[str] = mapped_column(Text)
+    # What the memory is indexed by: content plus what a reader needs to place it
+    # (speaker, date, tags); the stored content is never changed for it.
+    index_text: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(40), default="fact")
+    layer: Mapped[str] = mapped_column(String(20), default="semantic")
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    keywords: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    context: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    user_id: Mapped[str | None] = mapped_column(String(200))
+    agent_id: Mapped[str | None] = mapped_column(String(200))
+    session_id: Mapped[str | None] = mapped_column(String(200))
+    importance: Mapped[float] = mapped_column(Float, default=0.5)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    enrichment_status: Mapped[str] = mapped_column(String(20), default="pending")
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=True)
+    tsv: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed("to_tsvector('english'::regconfig, coalesce(index_text, ''))", persisted=True),
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        Index("ix_memory_cube_created", "cube_id", "created_at", "id"),
+        Index("ix_memory_tsv", "tsv", postgresql_using="gin"),
+        Index("ix_memory_tags", "tags", postgresql_using="gin"),
+        Index(
+            "ix_memory_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+
+class MemoryVersion(Base):
+    """Append-only history: one row per change, never updated except by a privacy erase."""
+
+    __tablename__ = "memory_version"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    memory_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memory.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    change_kind: Mapped[str] = mapped_column(String(20))
+    content: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(40))
+    layer: Mapped[str] = mapped_column(String(20))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    keywords: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    context: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    user_id: Mapped[str | None] = mapped_column(String(200))
+    agent_id: Mapped[str | None] = mapped_column(String(200))
+    session_id: Mapped[str | None] = mapped_column(String(200))
+    importance: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20))
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    embedding_model: Mapped[str | None] = mapped_column(String(300))
+    embedding_hash: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str | None] = mapped_column(Text)
+    caused_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    policy: Mapped[str | None] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (UniqueConstraint("memory_id", "version"),)
+
+
+class Source(Base):
+    """A raw input (message, document, event): the veridical layer."""
+
+    __tablename__ = "source"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cube.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40), default="message")
+    external_id: Mapped[str | None] = mapped_column(String(500))
+    speaker: Mapped[str | None] = mapped_column(String(200))
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    text: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_source_cube_external", "cube_id", "external_id"),)
+
+
+class MemorySource(Base):
+    """Which version of a memory came from which sources."""
+
+    __tablename__ = "memory_source"
+    memory_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memory.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("source.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+
+
+class Link(Base):
+    """A typed, weighted edge of the Zettelkasten graph, with its provenance."""
+
+    __tablename__ = "link"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cube.id", ondelete="CASCADE"))
+    source_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memory.id", ondelete="CASCADE"), index=True
+    )
+    target_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memory.id", ondelete="CASCADE"), index=True
+    )
+    relation: Mapped[str] = mapped_column(String(40))
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        Index(
+            "uq_link_live_edge",
+            "source_id",
+            "target_id",
+            "relation",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+
+class Job(Base):
+    """Durable background work, taken with ``FOR UPDATE SKIP LOCKED``."""
+
+    __tablename__ = "job"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # queued | running | done | failed (failed = parked dead letter)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    run_after: Mapped[datetime] = _now()
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        Index("ix_job_ready", "status", "run_after", postgresql_where=text("status = 'queued'")),
+    )
+
+
+class IdempotencyRecord(Base):
+    """A replayable answer for a request made with an ``Idempotency-Key`` header."""
+
+    __tablename__ = "idempotency_record"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+
+
+class AuditLog(Base):
+    """Operator-visible record of sensitive actions (hard erase, key changes)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    actor: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(60))
+    target_id: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = _now()
