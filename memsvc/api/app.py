@@ -1,0 +1,98 @@
+"""The app factory: ``create_app(settings)`` builds everything on demand, nothing at import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from memsvc import __version__
+from memsvc.api import errors
+from memsvc.api.middleware import BodyLimit, Metrics
+from memsvc.api.routes import admin, cubes, health, memories, search
+from memsvc.api.state import AppState, KeyCache
+from memsvc.config import Settings
+from memsvc.runtime import ModelRuntime, build_runtime
+from memsvc.schemas import KeyCreated
+from memsvc.store import tenants
+from memsvc.store.db import Database, migrate, resolve_url
+
+log = logging.getLogger("memsvc")
+
+# Hooks that start and stop optional parts (the job worker, ...) with the app.
+Hook = Callable[[AppState], Awaitable[None]]
+
+
+def write_admin_key(data_dir: Path, created: KeyCreated, *, echo: bool) -> Path:
+    """Store the first admin key in ``<data dir>/admin.key`` (mode 600) and print it once."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "admin.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(created.key + "\n")
+    os.chmod(path, 0o600)
+    if echo:
+        print(f"memsvc: created tenant 'default' and admin key {created.key}", flush=True)
+        print(f"memsvc: the key is also in {path} (mode 600); it is not shown again", flush=True)
+    return path
+
+
+async def open_state(settings: Settings, *, runtime: ModelRuntime | None = None) -> AppState:
+    """Start or attach to Postgres, migrate, bootstrap, and load the models."""
+    url, server = await asyncio.to_thread(resolve_url, settings)
+    await asyncio.to_thread(migrate, url)
+    db = Database.connect(url, server=server)
+    async with db.transaction() as session:
+        created = await tenants.bootstrap(session)
+    if created is not None:
+        write_admin_key(settings.data_dir, created, echo=settings.print_admin_key)
+    if runtime is None:
+        runtime = await asyncio.to_thread(build_runtime, settings.models)
+    state = AppState(settings=settings, db=db, runtime=runtime, keys=KeyCache(db))
+    state.ready = True
+    return state
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runtime: ModelRuntime | None = None,
+    on_start: tuple[Hook, ...] = (),
+    on_stop: tuple[Hook, ...] = (),
+) -> FastAPI:
+    """The memsvc ASGI app; pass ``runtime`` to share loaded models (tests, benchmarks)."""
+    owns_runtime = runtime is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await open_state(settings, runtime=runtime)
+        app.state.memsvc = state
+        for hook in on_start:
+            await hook(state)
+        try:
+            yield
+        finally:
+            state.ready = False
+            for hook in on_stop:
+                await hook(state)
+            if owns_runtime:
+                state.runtime.close()
+            await state.db.close()
+
+    app = FastAPI(
+        title="memsvc",
+        version=__version__,
+        summary="Long-term memory for AI agents",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (health, admin, cubes, memories, search):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
+    app.add_middleware(Metrics)
+    return app

@@ -1,0 +1,184 @@
+"""Memories: create, list, read, update, delete/restore/erase, versions, provenance."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from memsvc.api.deps import CubeDep, IdempotencyKeyDep, PrincipalDep, SessionDep, StateDep
+from memsvc.policy import writes
+from memsvc.schemas import (
+    MemoryBatchCreate,
+    MemoryList,
+    MemoryPage,
+    MemoryRead,
+    MemoryUpdate,
+    MemoryVersionPage,
+    MemoryVersionRead,
+    ProvenanceRead,
+)
+from memsvc.store import memories as store
+
+router = APIRouter(prefix="/v1", tags=["memories"])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+@router.post("/cubes/{cube_id}/memories", status_code=201, response_model=MemoryList)
+async def create_memories(
+    cube: CubeDep,
+    body: MemoryBatchCreate,
+    principal: PrincipalDep,
+    session: SessionDep,
+    state: StateDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> MemoryList:
+    """Create one or many memories atomically (``Idempotency-Key`` honoured)."""
+    return await writes.create_memories(
+        session,
+        runtime=state.runtime,
+        limits=state.settings.limits,
+        principal=principal,
+        cube_id=cube.id,
+        batch=body,
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.get("/cubes/{cube_id}/memories", response_model=MemoryPage)
+async def list_memories(
+    cube: CubeDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    status: Literal["active", "deleted"] | None = None,
+    kind: str | None = None,
+    layer: Literal["core", "semantic", "episodic"] | None = None,
+    tag: Annotated[list[str] | None, Query()] = None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    session_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    include_deleted: bool = False,
+    cursor: str | None = None,
+    limit: Limit = 100,
+) -> MemoryPage:
+    """A page of the cube's memories with filters; follow ``next_cursor`` for the rest."""
+    filters = store.MemoryFilters(
+        status=status,
+        kind=kind,
+        layer=layer,
+        tags=tag or [],
+        user_id=user_id,
+        agent_id=agent_id,
+        session_id=session_id,
+        created_after=created_after,
+        created_before=created_before,
+        include_deleted=include_deleted,
+    )
+    return await store.get_all(
+        session,
+        tenant_id=principal.tenant_id,
+        cube_id=cube.id,
+        filters=filters,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get("/memories/{memory_id}", response_model=MemoryRead)
+async def get_memory(
+    memory_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> MemoryRead:
+    """One memory with its sources."""
+    return await store.get(session, tenant_id=principal.tenant_id, memory_id=memory_id)
+
+
+@router.patch("/memories/{memory_id}", response_model=MemoryRead)
+async def update_memory(
+    memory_id: uuid.UUID,
+    body: MemoryUpdate,
+    principal: PrincipalDep,
+    session: SessionDep,
+    state: StateDep,
+) -> MemoryRead:
+    """Change a memory; 409 when ``expected_version`` is stale."""
+    return await writes.update_memory(
+        session,
+        runtime=state.runtime,
+        limits=state.settings.limits,
+        principal=principal,
+        memory_id=memory_id,
+        data=body,
+    )
+
+
+@router.delete("/memories/{memory_id}", status_code=204)
+async def delete_memory(
+    memory_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, hard: bool = False
+) -> Response:
+    """Soft delete (restorable), or with ``hard=true`` erase content everywhere (audited)."""
+    if hard:
+        await store.erase(
+            session, tenant_id=principal.tenant_id, memory_id=memory_id, actor=principal.actor
+        )
+    else:
+        await store.set_status(
+            session,
+            tenant_id=principal.tenant_id,
+            memory_id=memory_id,
+            status="deleted",
+            change=store.Change(actor=principal.actor, change_kind="delete"),
+        )
+    return Response(status_code=204)
+
+
+@router.post("/memories/{memory_id}/restore", response_model=MemoryRead)
+async def restore_memory(
+    memory_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> MemoryRead:
+    """Undo a soft delete."""
+    return await store.set_status(
+        session,
+        tenant_id=principal.tenant_id,
+        memory_id=memory_id,
+        status="active",
+        change=store.Change(actor=principal.actor, change_kind="restore"),
+    )
+
+
+@router.get("/memories/{memory_id}/versions", response_model=MemoryVersionPage)
+async def list_versions(
+    memory_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    cursor: str | None = None,
+    limit: Limit = 100,
+) -> MemoryVersionPage:
+    """Version history, oldest first."""
+    return await store.versions(
+        session, tenant_id=principal.tenant_id, memory_id=memory_id, cursor=cursor, limit=limit
+    )
+
+
+@router.get("/memories/{memory_id}/versions/{number}", response_model=MemoryVersionRead)
+async def get_version(
+    memory_id: uuid.UUID,
+    number: int,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> MemoryVersionRead:
+    """One version."""
+    return await store.version(
+        session, tenant_id=principal.tenant_id, memory_id=memory_id, number=number
+    )
+
+
+@router.get("/memories/{memory_id}/provenance", response_model=ProvenanceRead)
+async def get_provenance(
+    memory_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> ProvenanceRead:
+    """Sources, actor, policy/model and causing memory of every version."""
+    return await store.provenance(session, tenant_id=principal.tenant_id, memory_id=memory_id)

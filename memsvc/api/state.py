@@ -1,0 +1,58 @@
+"""Process-wide services the app's lifespan builds and the dependencies hand out."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from memsvc.config import Settings
+from memsvc.store.db import Database
+from memsvc.store.tenants import Principal, authenticate
+
+if TYPE_CHECKING:
+    from memsvc.runtime import ModelRuntime
+
+
+@dataclass
+class KeyCache:
+    """Verified keys for a few seconds, so auth is not a query on every request.
+
+    A revocation in this process takes effect at once; in other replicas within ``ttl_s``.
+    """
+
+    db: Database
+    ttl_s: float = 10.0
+    _hits: dict[str, tuple[Principal, float]] = field(default_factory=dict)
+
+    async def lookup(self, raw: str) -> Principal | None:
+        """The principal of a presented key, or None."""
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        hit = self._hits.get(digest)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        async with self.db.transaction() as session:
+            principal = await authenticate(session, raw_key=raw)
+        if principal is not None:
+            if len(self._hits) > 10_000:
+                self._hits.clear()
+            self._hits[digest] = (principal, now + self.ttl_s)
+        return principal
+
+    def forget_all(self) -> None:
+        """Drop every cached key (after a revocation)."""
+        self._hits.clear()
+
+
+@dataclass
+class AppState:
+    """Everything a request may need, built once per process."""
+
+    settings: Settings
+    db: Database
+    runtime: ModelRuntime
+    keys: KeyCache
+    ready: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,155 @@
+"""``memsvc`` command line: serve, migrate, keys, worker, models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from memsvc.config import Settings
+
+if TYPE_CHECKING:
+    from memsvc.api.app import Hook
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the API (+ in-process worker) on the embedded or configured Postgres."""
+    import uvicorn
+
+    from memsvc.api.app import create_app
+
+    settings = _settings(args)
+    started = time.perf_counter()
+    on_start, on_stop = worker_hooks(settings)
+
+    async def announce(_: object) -> None:
+        took = time.perf_counter() - started
+        print(f"memsvc: ready on http://{settings.host}:{settings.port} in {took:.1f}s", flush=True)
+
+    app = create_app(settings, on_start=(*on_start, announce), on_stop=on_stop)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending migrations and exit."""
+    from memsvc.store.db import migrate, resolve_url
+
+    url, _server = resolve_url(_settings(args))
+    migrate(url)
+    print("memsvc: database is at the latest migration")
+    return 0
+
+
+async def _create_key(settings: Settings, tenant: str, admin: bool, name: str) -> str:
+    from sqlalchemy import select
+
+    from memsvc.store import tenants
+    from memsvc.store.db import Database, migrate, resolve_url
+    from memsvc.store.models import Tenant
+
+    url, server = resolve_url(settings)
+    migrate(url)
+    db = Database.connect(url, server=server)
+    try:
+        async with db.transaction() as session:
+            tid = (await session.execute(select(Tenant.id).where(Tenant.name == tenant))).scalar()
+            if tid is None:
+                tid = (await tenants.create_tenant(session, name=tenant)).id
+                print(f"memsvc: created tenant {tenant!r}", file=sys.stderr)
+            created = await tenants.create_key(
+                session, tenant_id=tid, name=name, admin=admin, actor="cli"
+            )
+        return created.key
+    finally:
+        await db.close()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    """Create an API key (and the tenant, if new); prints the secret once."""
+    key = asyncio.run(_create_key(_settings(args), args.tenant, args.admin, args.name))
+    print(key)
+    return 0
+
+
+def worker_hooks(settings: Settings) -> tuple[tuple[Hook, ...], tuple[Hook, ...]]:
+    """Start/stop hooks for the in-process worker (none until the job queue lands)."""
+    return (), ()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run background jobs only (scale-out: any number of these may run)."""
+    raise SystemExit("memsvc worker: the job queue is not built yet")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print the model runtime's device, models and a throughput self-test."""
+    from memsvc.runtime import build_runtime
+
+    runtime = build_runtime(_settings(args).models)
+    try:
+        report = {"info": runtime.info(), "self_test": runtime.self_test(n=args.n)}
+    finally:
+        runtime.close()
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="memsvc", description="Long-term memory for AI agents")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_data_dir(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--data-dir", help="data directory (embedded Postgres, admin.key)")
+        return sp
+
+    serve = with_data_dir(sub.add_parser("serve", help="run the API and an in-process worker"))
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+    with_data_dir(sub.add_parser("migrate", help="apply migrations")).set_defaults(func=cmd_migrate)
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    kc = with_data_dir(keys.add_parser("create", help="create a key"))
+    kc.add_argument("--tenant", required=True)
+    kc.add_argument("--admin", action="store_true")
+    kc.add_argument("--name", default="cli")
+    kc.set_defaults(func=cmd_keys_create)
+    with_data_dir(sub.add_parser("worker", help="run background jobs")).set_defaults(
+        func=cmd_worker
+    )
+    models = with_data_dir(sub.add_parser("models", help="model runtime info and self-test"))
+    models.add_argument("-n", type=int, default=256, help="texts for the throughput test")
+    models.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``memsvc`` command."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

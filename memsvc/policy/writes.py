@@ -1,0 +1,123 @@
+"""The explicit write path: validate, embed (batched), store with versions and provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from memsvc.config import LimitSettings
+from memsvc.errors import PayloadTooLarge
+from memsvc.runtime import ModelRuntime
+from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
+from memsvc.store import cubes, idempotency
+from memsvc.store import memories as store
+from memsvc.store.indexing import build_index_text
+from memsvc.store.tenants import Principal
+
+
+def check_limits(batch: MemoryBatchCreate, limits: LimitSettings) -> None:
+    """Refuse oversized batches and contents before any work is done."""
+    if len(batch.memories) > limits.max_batch:
+        raise PayloadTooLarge(
+            f"batch of {len(batch.memories)} memories exceeds the limit of {limits.max_batch}",
+            code="batch_too_large",
+            detail={"limit": limits.max_batch},
+        )
+    for i, m in enumerate(batch.memories):
+        size = len(m.content.encode())
+        if size > limits.max_content_bytes:
+            raise PayloadTooLarge(
+                f"memories[{i}].content is {size} bytes; the limit is {limits.max_content_bytes}",
+                code="content_too_large",
+                detail={"index": i, "bytes": size, "limit": limits.max_content_bytes},
+            )
+
+
+def request_hash(cube_id: uuid.UUID, batch: MemoryBatchCreate) -> str:
+    """Fingerprint of a create request, to tell a retry from a reused key."""
+    return hashlib.sha256(f"{cube_id}|{batch.model_dump_json()}".encode()).hexdigest()
+
+
+async def create_memories(
+    session: AsyncSession,
+    *,
+    runtime: ModelRuntime,
+    limits: LimitSettings,
+    principal: Principal,
+    cube_id: uuid.UUID,
+    batch: MemoryBatchCreate,
+    idempotency_key: str | None,
+) -> MemoryList:
+    """Create a batch atomically; a retried Idempotency-Key replays the first answer."""
+    check_limits(batch, limits)
+    await cubes.get(session, tenant_id=principal.tenant_id, cube_id=cube_id)
+    if idempotency_key is not None:
+        replay = await idempotency.claim(
+            session,
+            tenant_id=principal.tenant_id,
+            key=idempotency_key,
+            request_hash=request_hash(cube_id, batch),
+        )
+        if replay is not None:
+            return MemoryList.model_validate(replay.body)
+    texts = [build_index_text(m.content, tags=m.tags, sources=m.sources) for m in batch.memories]
+    vectors = await runtime.embed(texts)
+    items = [
+        store.NewMemory(data=m, index_text=t, embedding=v)
+        for m, t, v in zip(batch.memories, texts, vectors, strict=True)
+    ]
+    created = await store.create_many(
+        session,
+        tenant_id=principal.tenant_id,
+        cube_id=cube_id,
+        items=items,
+        change=store.Change(actor=principal.actor, change_kind="create", policy="explicit"),
+        embedding_model=runtime.embedder.model_name,
+    )
+    result = MemoryList(items=created)
+    if idempotency_key is not None:
+        await idempotency.record(
+            session,
+            tenant_id=principal.tenant_id,
+            key=idempotency_key,
+            status_code=201,
+            body=result.model_dump(mode="json"),
+        )
+    return result
+
+
+async def update_memory(
+    session: AsyncSession,
+    *,
+    runtime: ModelRuntime,
+    limits: LimitSettings,
+    principal: Principal,
+    memory_id: uuid.UUID,
+    data: MemoryUpdate,
+) -> MemoryRead:
+    """Apply a change as a new version; re-embed when what the memory is indexed by changed."""
+    if data.content is not None and len(data.content.encode()) > limits.max_content_bytes:
+        raise PayloadTooLarge(
+            f"content exceeds {limits.max_content_bytes} bytes", code="content_too_large"
+        )
+    current = await store.get(session, tenant_id=principal.tenant_id, memory_id=memory_id)
+    index_text = vec = None
+    if data.content is not None or data.tags is not None:
+        index_text = build_index_text(
+            data.content if data.content is not None else current.content,
+            tags=data.tags if data.tags is not None else current.tags,
+            sources=current.sources,
+        )
+        vec = (await runtime.embed([index_text]))[0]
+    return await store.update_memory(
+        session,
+        tenant_id=principal.tenant_id,
+        memory_id=memory_id,
+        data=data,
+        change=store.Change(actor=principal.actor, change_kind="update", reason=data.reason),
+        index_text=index_text,
+        embedding=vec,
+        embedding_model=runtime.embedder.model_name,
+    )

@@ -1,0 +1,151 @@
+"""Embedders: sentence-transformers (torch, fp16 on CUDA, optional ONNX on CPU) and a fake."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from memsvc.config import PACKAGED_EMBEDDER
+from memsvc.errors import ServiceUnavailable
+from memsvc.runtime import onnx_backend
+from memsvc.runtime.base import Vectors, l2_normalize
+from memsvc.runtime.loading import ensure_offline_env, resolve_device, resolve_model_path
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["auto", "torch", "onnx"]
+BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx")
+DEFAULT_BACKEND: Backend = "torch"
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model from packaged weights, a local path or the offline hub cache.
+
+    ``backend``: ``torch`` (default); ``onnx`` exports the model to ONNX Runtime on CPU and
+    falls back to torch with a warning on any failure; ``auto`` does the same only when the
+    ``onnx`` and ``onnxruntime`` packages are installed, silently otherwise. On CUDA the
+    model always runs in torch fp16.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str = PACKAGED_EMBEDDER,
+        *,
+        device: str = "auto",
+        batch_size: int = 64,
+        backend: Backend = DEFAULT_BACKEND,
+        cache_dir: Path | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ServiceUnavailable(f"unknown embedder backend {backend!r}; use {BACKENDS}")
+        ensure_offline_env()
+        from sentence_transformers import SentenceTransformer
+
+        self.model_name = name_or_path
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        path = resolve_model_path(name_or_path)
+        model = SentenceTransformer(path, device=self.device)
+        if self.device.startswith("cuda"):
+            model.half()
+        model.eval()
+        # sentence-transformers 6 renamed the getter; 5 only has the old name.
+        get_dim = getattr(model, "get_embedding_dimension", None)
+        dim = get_dim() if get_dim else model.get_sentence_embedding_dimension()
+        if dim is None:
+            raise ServiceUnavailable(f"embedder {name_or_path!r} does not declare its dimension")
+        self.dim = int(dim)
+        self._model: SentenceTransformer = model
+        self._onnx: onnx_backend.OnnxSentenceEncoder | None = None
+        self.backend = "torch"
+        if self._wants_onnx(backend):
+            self._onnx = self._load_onnx(path, cache_dir or onnx_backend.default_cache_dir())
+            if self._onnx is not None:
+                self.backend = "onnx"
+
+    def _wants_onnx(self, backend: Backend) -> bool:
+        if backend == "torch":
+            return False
+        if self.device != "cpu":
+            logger.info(
+                "embedder backend %s ignored on %s: torch fp16 is used", backend, self.device
+            )
+            return False
+        if backend == "auto":
+            return onnx_backend.dependencies_available()
+        return True
+
+    def _load_onnx(self, path: str, cache_dir: Path) -> onnx_backend.OnnxSentenceEncoder | None:
+        try:
+            encoder = onnx_backend.load(self._model, path, cache_dir, label=self.model_name)
+        # Named boundary: the ONNX path is an optional accelerator, torch is always there.
+        except Exception:
+            logger.warning(
+                "ONNX backend unavailable for %s; using torch", self.model_name, exc_info=True
+            )
+            return None
+        logger.info("embedder %s runs on ONNX Runtime from %s", self.model_name, encoder.path)
+        return encoder
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed texts into an (n, dim) float32 array of unit rows."""
+        items = list(texts)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._onnx is not None:
+            return self._onnx.encode(items, self.batch_size)
+        raw = self._model.encode(
+            items,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        # fp16 on CUDA comes back as float16; renormalising in float32 keeps norms at 1.
+        return l2_normalize(np.asarray(raw))
+
+
+_TOKEN = re.compile(r"\w+")
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased word tokens, as the fakes see text."""
+    return _TOKEN.findall(text.lower())
+
+
+@lru_cache(maxsize=65_536)
+def _token_vector(token: str, dim: int) -> Vectors:
+    seed = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+    vector = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    vector.setflags(write=False)
+    return vector
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words embedder: texts sharing words get close vectors."""
+
+    backend = "fake"
+
+    def __init__(self, dim: int = 384, *, model_name: str = "fake-embedder") -> None:
+        self.model_name = model_name
+        self.dim = dim
+        self.device = "cpu"
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Sum of per-token random vectors (seeded by a hash of the token), normalised."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            # An empty text still gets a fixed unit vector, never a zero row.
+            for token in tokens(text) or [""]:
+                out[row] += _token_vector(token, self.dim)
+        return l2_normalize(out)

@@ -1,0 +1,201 @@
+"""Optional ONNX Runtime path for a sentence-transformers model on CPU.
+
+The graph is exported locally from the loaded weights (never downloaded), cached on
+disk, and checked against the torch model on every load; callers fall back to torch
+when anything here fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from memsvc.runtime.base import Vectors, l2_normalize
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+# Bump when the exported graph changes shape or meaning, so old cache files are ignored.
+EXPORT_FORMAT = 1
+MIN_COSINE = 0.9999
+OPSET = 17
+
+# Probes cover the traced branches: one unpadded text, a padded batch, truncation, unicode.
+VERIFY_TEXTS = (
+    "Where did Caroline go last weekend?",
+    "",
+    "ok",
+    "Melanie painted a sunrise over the lake after her pottery class on 8 May 2023.",
+    "Gästebuch: naïve café résumé — 東京で会いましょう",
+    " ".join(["memory"] * 600),
+)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/memsvc/onnx`` (``~/.cache/memsvc/onnx`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "memsvc" / "onnx"
+
+
+def dependencies_available() -> bool:
+    """True when both ``onnx`` (needed by the exporter) and ``onnxruntime`` import."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cache_key(name_or_path: str) -> str:
+    """Hash of the model's files (size, mtime), library versions and the export format."""
+    import onnxruntime
+    import torch
+
+    parts = [str(EXPORT_FORMAT), str(OPSET), torch.__version__, onnxruntime.__version__]
+    root = Path(name_or_path)
+    if root.is_dir():
+        parts.append(str(root.resolve()))
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                parts.append(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}")
+    else:
+        # A hub name: the offline cache may change under us; load-time verification catches it.
+        parts.append(name_or_path)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+
+
+def _tokenize(model: SentenceTransformer, texts: list[str]) -> dict[str, Any]:
+    """Model inputs for texts (``preprocess`` in sentence-transformers 6, ``tokenize`` before)."""
+    method = getattr(model, "preprocess", None) or model.tokenize
+    features: dict[str, Any] = method(texts)
+    return features
+
+
+class OnnxSentenceEncoder:
+    """Runs an exported sentence-transformers graph with ONNX Runtime, tokenising with the model."""
+
+    def __init__(self, model: SentenceTransformer, onnx_path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        # Idle pool threads must not spin: torch (reranker, fallback) shares these cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = [node.name for node in self._session.get_inputs()]
+        self._model = model
+        self.path = onnx_path
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> Vectors:
+        """Unit vectors for texts, in order; batches are formed longest-first like torch's."""
+        items = list(texts)
+        order = np.argsort([-len(text) for text in items], kind="stable")
+        out: Vectors | None = None
+        for start in range(0, len(items), batch_size):
+            idx = order[start : start + batch_size]
+            features = _tokenize(self._model, [items[i] for i in idx])
+            feed = {name: features[name].numpy() for name in self._inputs}
+            raw = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+            if out is None:
+                out = np.empty((len(items), raw.shape[1]), dtype=np.float32)
+            out[idx] = raw
+        if out is None:
+            raise ValueError("encode() needs at least one text")
+        return l2_normalize(out)
+
+
+def export(model: SentenceTransformer, target: Path) -> None:
+    """Trace the model (tokens to pooled sentence embedding) into an ONNX file, atomically."""
+    import torch
+
+    sample = _tokenize(model, ["a short text", "a longer text so that the sample is padded"])
+    names = [key for key, value in sample.items() if isinstance(value, torch.Tensor)]
+    extras = {key: value for key, value in sample.items() if not isinstance(value, torch.Tensor)}
+
+    class _Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            features: dict[str, Any] = dict(zip(names, tensors, strict=True))
+            features.update(extras)
+            embedding: torch.Tensor = self.model(features)["sentence_embedding"]
+            return embedding
+
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes["sentence_embedding"] = {0: "batch"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=target.stem, suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        # The legacy TorchScript exporter is the one that works without onnxscript; its
+        # deprecation and tracer warnings are expected here and checked by verify().
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Graph().eval(),
+                tuple(sample[name] for name in names),
+                tmp_name,
+                input_names=names,
+                output_names=["sentence_embedding"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        os.chmod(tmp_name, 0o644)  # mkstemp makes it private; the cache is not secret
+        os.replace(tmp_name, target)  # atomic: concurrent workers never read a half file
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def verify(model: SentenceTransformer, encoder: OnnxSentenceEncoder) -> float:
+    """Lowest cosine between torch and ONNX vectors over the probe texts."""
+    texts = list(VERIFY_TEXTS)
+    expected = np.asarray(
+        model.encode(
+            texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ),
+        dtype=np.float32,
+    )
+    # One batch and one-by-one, so both padded and unpadded shapes are exercised.
+    batched = encoder.encode(texts, batch_size=len(texts))
+    single = np.concatenate([encoder.encode([text], batch_size=1) for text in texts])
+    if batched.shape != expected.shape:
+        return -1.0
+    return float(min((expected * batched).sum(axis=1).min(), (expected * single).sum(axis=1).min()))
+
+
+def load(
+    model: SentenceTransformer, name_or_path: str, cache_dir: Path, *, label: str
+) -> OnnxSentenceEncoder:
+    """Cached or freshly exported encoder that matches torch; raises if it cannot be had."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "model"
+    target = cache_dir / f"{slug}-{cache_key(name_or_path)}.onnx"
+    fresh = not target.exists()
+    if fresh:
+        export(model, target)
+    encoder = OnnxSentenceEncoder(model, target)
+    cosine = verify(model, encoder)
+    if cosine < MIN_COSINE and not fresh:
+        # A stale or damaged cache file: export once more before giving up.
+        export(model, target)
+        encoder = OnnxSentenceEncoder(model, target)
+        cosine = verify(model, encoder)
+    if cosine < MIN_COSINE:
+        raise ValueError(f"ONNX graph disagrees with torch (min cosine {cosine:.6f})")
+    return encoder

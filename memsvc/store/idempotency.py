@@ -1,0 +1,72 @@
+"""Idempotency keys: a retried request replays the first answer instead of writing twice."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from memsvc.errors import Conflict
+from memsvc.store.models import IdempotencyRecord
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The stored answer of an earlier request with the same key and body."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+async def claim(
+    session: AsyncSession, *, tenant_id: uuid.UUID, key: str, request_hash: str
+) -> Replay | None:
+    """Reserve ``key`` in this transaction, or return the answer already recorded for it.
+
+    A concurrent request with the same key blocks on the row until the first commits,
+    then replays its answer; a reused key with a different body is a 409.
+    """
+    inserted = (
+        await session.execute(
+            insert(IdempotencyRecord)
+            .values(
+                tenant_id=tenant_id, key=key, request_hash=request_hash, status_code=0, response={}
+            )
+            .on_conflict_do_nothing()
+            .returning(IdempotencyRecord.key)
+        )
+    ).first()
+    if inserted is not None:
+        return None
+    rec = (
+        await session.execute(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key
+            )
+        )
+    ).scalar_one()
+    if rec.request_hash != request_hash:
+        raise Conflict(
+            "Idempotency-Key was used with a different request body", code="idempotency_mismatch"
+        )
+    return Replay(status_code=rec.status_code, body=rec.response)
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    key: str,
+    status_code: int,
+    body: dict[str, Any],
+) -> None:
+    """Store the answer to replay for ``key`` (same transaction as the write)."""
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
+        .values(status_code=status_code, response=body)
+    )

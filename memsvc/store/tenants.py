@@ -1,0 +1,145 @@
+"""Tenants and API keys (only a SHA-256 hash of each key is stored)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from memsvc.errors import Conflict, NotFound
+from memsvc.schemas import KeyCreated, KeyPage, KeyRead, TenantRead
+from memsvc.store.models import ApiKey, AuditLog, Tenant
+from memsvc.store.pagination import after_cursor, encode_cursor
+
+KEY_PREFIX = "msk_"
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant every query is scoped by, the key, and its rights."""
+
+    tenant_id: uuid.UUID
+    key_id: uuid.UUID
+    admin: bool
+
+    @property
+    def actor(self) -> str:
+        """How this caller is named in version history and audit rows."""
+        return f"key:{self.key_id}"
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _split(raw: str) -> str | None:
+    """The lookup prefix of a well-formed key, else None."""
+    if not raw.startswith(KEY_PREFIX):
+        return None
+    parts = raw[len(KEY_PREFIX) :].split("_", 1)
+    return parts[0] if len(parts) == 2 and len(parts[0]) == 12 else None
+
+
+async def create_tenant(session: AsyncSession, *, name: str) -> TenantRead:
+    """A new tenant; the name is unique (409 otherwise)."""
+    tenant = Tenant(name=name)
+    session.add(tenant)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"tenant {name!r} exists", code="tenant_exists") from exc
+    return TenantRead(id=tenant.id, name=tenant.name)
+
+
+async def get_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> TenantRead:
+    """One tenant by id."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("tenant not found")
+    return TenantRead(id=tenant.id, name=tenant.name)
+
+
+async def create_key(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, admin: bool, actor: str
+) -> KeyCreated:
+    """A new key; the secret is returned here and never again."""
+    await get_tenant(session, tenant_id=tenant_id)
+    prefix = secrets.token_hex(6)
+    raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(tenant_id=tenant_id, name=name, prefix=prefix, key_hash=_hash(raw), admin=admin)
+    session.add(key)
+    session.add(
+        AuditLog(
+            tenant_id=tenant_id,
+            actor=actor,
+            action="key.create",
+            target_id=str(key.id),
+            detail={"name": name, "admin": admin},
+        )
+    )
+    await session.flush()
+    return KeyCreated(id=key.id, key=raw, tenant_id=tenant_id, name=name, admin=admin)
+
+
+async def authenticate(session: AsyncSession, *, raw_key: str) -> Principal | None:
+    """The principal for a presented key, or None when it is unknown or revoked."""
+    prefix = _split(raw_key)
+    if prefix is None:
+        return None
+    key = (
+        await session.execute(
+            select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        )
+    ).scalar_one_or_none()
+    if key is None or not hmac.compare_digest(key.key_hash, _hash(raw_key)):
+        return None
+    return Principal(tenant_id=key.tenant_id, key_id=key.id, admin=key.admin)
+
+
+async def list_keys(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cursor: str | None, limit: int
+) -> KeyPage:
+    """The tenant's keys (without secrets), oldest first."""
+    stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id)
+    stmt = after_cursor(stmt, ApiKey.created_at, ApiKey.id, cursor).limit(limit + 1)
+    rows = list((await session.execute(stmt)).scalars())
+    items = [KeyRead.model_validate(r) for r in rows[:limit]]
+    nxt = (
+        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    )
+    return KeyPage(items=items, next_cursor=nxt)
+
+
+async def revoke_key(
+    session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID, actor: str
+) -> None:
+    """Revoke a key of the tenant (404 when absent or another tenant's)."""
+    res = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+    if res.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound("key not found")
+    session.add(
+        AuditLog(tenant_id=tenant_id, actor=actor, action="key.revoke", target_id=str(key_id))
+    )
+
+
+async def bootstrap(session: AsyncSession) -> KeyCreated | None:
+    """On an empty database: tenant ``default`` and its first admin key (else None)."""
+    await session.execute(select(func.pg_advisory_xact_lock(7286002)))
+    if (await session.execute(select(Tenant.id).limit(1))).first() is not None:
+        return None
+    tenant = await create_tenant(session, name=DEFAULT_TENANT)
+    return await create_key(
+        session, tenant_id=tenant.id, name="bootstrap admin", admin=True, actor="system:bootstrap"
+    )
