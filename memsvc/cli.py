@@ -61,6 +61,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 async def _create_key(settings: Settings, tenant: str, admin: bool, name: str) -> str:
     from sqlalchemy import select
 
+    from memsvc.api.app import write_admin_key
     from memsvc.store import tenants
     from memsvc.store.db import Database, migrate, resolve_url
     from memsvc.store.models import Tenant
@@ -70,6 +71,12 @@ async def _create_key(settings: Settings, tenant: str, admin: bool, name: str) -
     db = Database.connect(url, server=server)
     try:
         async with db.transaction() as session:
+            first = await tenants.bootstrap(session)
+            if first is not None:
+                path = write_admin_key(settings.data_dir, first, echo=False)
+                print(
+                    f"memsvc: bootstrapped tenant 'default'; admin key in {path}", file=sys.stderr
+                )
             tid = (await session.execute(select(Tenant.id).where(Tenant.name == tenant))).scalar()
             if tid is None:
                 tid = (await tenants.create_tenant(session, name=tenant)).id
