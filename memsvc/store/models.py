@@ -238,6 +238,7 @@ class Link(Base):
             unique=True,
             postgresql_where=text("status = 'active'"),
         ),
+        Index("ix_link_cube_live", "cube_id", postgresql_where=text("status = 'active'")),
     )
 
 
@@ -264,6 +265,7 @@ class Job(Base):
     updated_at: Mapped[datetime] = _now()
     __table_args__ = (
         Index("ix_job_ready", "status", "run_after", postgresql_where=text("status = 'queued'")),
+        Index("ix_job_tenant_status", "tenant_id", "status"),
     )
 
 
