@@ -168,8 +168,7 @@ def build_runtime(
         embedder: Embedder = FakeEmbedder(dim=settings.embedding_dim)
         reranker: Reranker | None = FakeReranker() if settings.reranker else None
     else:
-        # ``backend``/``cache_dir`` are read from settings once ModelSettings grows them.
-        chosen: Backend = backend or getattr(settings, "backend", None) or DEFAULT_BACKEND
+        chosen: Backend = backend or settings.backend or DEFAULT_BACKEND
         embedder = _load(
             "embedder",
             settings.embedder,
@@ -178,7 +177,7 @@ def build_runtime(
                 device=settings.device,
                 batch_size=settings.batch_size,
                 backend=chosen,
-                cache_dir=cache_dir or getattr(settings, "cache_dir", None),
+                cache_dir=cache_dir or settings.cache_dir,
             ),
         )
         reranker = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -66,6 +67,8 @@ class SentenceTransformerEmbedder:
             raise ServiceUnavailable(f"embedder {name_or_path!r} does not declare its dimension")
         self.dim = int(dim)
         self._model: SentenceTransformer = model
+        # HF fast tokenizers fail ("Already borrowed") when one instance is used by two threads.
+        self._lock = threading.Lock()
         self._onnx: onnx_backend.OnnxSentenceEncoder | None = None
         self.backend = "torch"
         if self._wants_onnx(backend):
@@ -102,15 +105,16 @@ class SentenceTransformerEmbedder:
         items = list(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self._onnx is not None:
-            return self._onnx.encode(items, self.batch_size)
-        raw = self._model.encode(
-            items,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._lock:
+            if self._onnx is not None:
+                return self._onnx.encode(items, self.batch_size)
+            raw = self._model.encode(
+                items,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         # fp16 on CUDA comes back as float16; renormalising in float32 keeps norms at 1.
         return l2_normalize(np.asarray(raw))
 

@@ -8,6 +8,7 @@ when anything here fails.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -22,6 +23,8 @@ from memsvc.runtime.base import Vectors, l2_normalize
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes shape or meaning, so old cache files are ignored.
 EXPORT_FORMAT = 1
@@ -186,16 +189,18 @@ def load(
     """Cached or freshly exported encoder that matches torch; raises if it cannot be had."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "model"
     target = cache_dir / f"{slug}-{cache_key(name_or_path)}.onnx"
-    fresh = not target.exists()
-    if fresh:
-        export(model, target)
+    if target.exists():
+        try:
+            encoder = OnnxSentenceEncoder(model, target)
+            if verify(model, encoder) >= MIN_COSINE:
+                return encoder
+            logger.info("cached ONNX graph %s disagrees with torch; exporting again", target)
+        # Named boundary: a damaged or stale cache file is replaced, whatever ORT said about it.
+        except Exception:
+            logger.info("cached ONNX graph %s unreadable; exporting again", target, exc_info=True)
+    export(model, target)
     encoder = OnnxSentenceEncoder(model, target)
     cosine = verify(model, encoder)
-    if cosine < MIN_COSINE and not fresh:
-        # A stale or damaged cache file: export once more before giving up.
-        export(model, target)
-        encoder = OnnxSentenceEncoder(model, target)
-        cosine = verify(model, encoder)
     if cosine < MIN_COSINE:
         raise ValueError(f"ONNX graph disagrees with torch (min cosine {cosine:.6f})")
     return encoder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ class CrossEncoderReranker:
             model.half()
         model.eval()
         self._model: CrossEncoder = model
+        # HF fast tokenizers fail ("Already borrowed") when one instance is used by two threads.
+        self._lock = threading.Lock()
 
     def score(self, query: str, docs: Sequence[str]) -> Scores:
         """One float32 score per document for one query."""
@@ -44,12 +47,13 @@ class CrossEncoderReranker:
         """One float32 score per (query, document) pair; lets batches mix queries."""
         if not pairs:
             return np.zeros(0, dtype=np.float32)
-        raw = self._model.predict(
-            list(pairs),
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._lock:
+            raw = self._model.predict(
+                list(pairs),
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(raw, dtype=np.float32).reshape(len(pairs))
 
 
