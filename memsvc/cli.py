@@ -16,6 +16,7 @@ from memsvc.config import Settings
 
 if TYPE_CHECKING:
     from memsvc.api.app import Hook
+    from memsvc.state import AppState
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -97,13 +98,29 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def worker_hooks(settings: Settings) -> tuple[tuple[Hook, ...], tuple[Hook, ...]]:
-    """Start/stop hooks for the in-process worker (none until the job queue lands)."""
-    return (), ()
+    """Start/stop hooks for the in-process worker (none when ``jobs.in_process_worker`` is off)."""
+    if not settings.jobs.in_process_worker:
+        return (), ()
+    from memsvc.jobs.worker import Worker
+
+    async def start(state: AppState) -> None:
+        worker = Worker(state.db, state.settings, runtime=state.runtime)
+        state.extras["worker"] = worker
+        await worker.start()
+
+    async def stop(state: AppState) -> None:
+        worker = state.extras.pop("worker", None)
+        if worker is not None:
+            await worker.stop()
+
+    return (start,), (stop,)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run background jobs only (scale-out: any number of these may run)."""
-    raise SystemExit("memsvc worker: the job queue is not built yet")
+    from memsvc.jobs.worker import run_worker_forever
+
+    return run_worker_forever(_settings(args), concurrency=args.concurrency)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -141,9 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--admin", action="store_true")
     kc.add_argument("--name", default="cli")
     kc.set_defaults(func=cmd_keys_create)
-    with_data_dir(sub.add_parser("worker", help="run background jobs")).set_defaults(
-        func=cmd_worker
-    )
+    worker = with_data_dir(sub.add_parser("worker", help="run background jobs"))
+    worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once")
+    worker.set_defaults(func=cmd_worker)
     models = with_data_dir(sub.add_parser("models", help="model runtime info and self-test"))
     models.add_argument("-n", type=int, default=256, help="texts for the throughput test")
     models.set_defaults(func=cmd_models)

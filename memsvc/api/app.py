@@ -14,13 +14,14 @@ from fastapi import FastAPI
 from memsvc import __version__
 from memsvc.api import errors
 from memsvc.api.middleware import BodyLimit, Metrics
-from memsvc.api.routes import admin, cubes, health, memories, search
-from memsvc.api.state import AppState, KeyCache
+from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
 from memsvc.config import Settings
 from memsvc.runtime import ModelRuntime, build_runtime
 from memsvc.schemas import KeyCreated
+from memsvc.state import AppState, KeyCache
 from memsvc.store import tenants
 from memsvc.store.db import Database, migrate, resolve_url
+from memsvc.web import build_router as build_admin_router
 
 log = logging.getLogger("memsvc")
 
@@ -47,6 +48,7 @@ async def open_state(settings: Settings, *, runtime: ModelRuntime | None = None)
     url, server = await asyncio.to_thread(resolve_url, settings)
     await asyncio.to_thread(migrate, url)
     db = Database.connect(url, server=server)
+    await db.detect_rls()
     async with db.transaction() as session:
         created = await tenants.bootstrap(session)
     if created is not None:
@@ -91,8 +93,9 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, admin, cubes, memories, search):
+    for module in (health, admin, cubes, memories, search, graph, jobs):
         app.include_router(module.router)
+    app.include_router(build_admin_router())
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
     app.add_middleware(Metrics)
     return app

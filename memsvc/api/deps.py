@@ -9,10 +9,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.api.state import AppState
 from memsvc.config import Settings
 from memsvc.errors import BadRequest, Forbidden, Unauthorized
-from memsvc.schemas import CubeRead
+from memsvc.state import AppState
 from memsvc.store import cubes
 from memsvc.store.tenants import Principal
 
@@ -33,15 +32,6 @@ def get_settings_dep(state: StateDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request, committed before the response is sent."""
-    async with state.db.transaction() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
 async def get_principal(request: Request, state: StateDep) -> Principal:
     """The caller, from ``Authorization: Bearer <key>`` (401 when missing or unknown)."""
     header = request.headers.get("authorization", "")
@@ -58,6 +48,25 @@ async def get_principal(request: Request, state: StateDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+async def get_session(state: StateDep, principal: PrincipalDep) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, scoped to the caller's tenant by row-level security,
+    committed before the response is sent."""
+    async with state.db.tenant_transaction(principal.tenant_id) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_system_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    """A transaction across tenants, for operator actions (creating tenants and their keys)."""
+    async with state.db.transaction() as session:
+        yield session
+
+
+SystemSessionDep = Annotated[AsyncSession, Depends(get_system_session, scope="function")]
+
+
 def require_admin(principal: PrincipalDep) -> Principal:
     """An admin key, or 403."""
     if not principal.admin:
@@ -68,12 +77,14 @@ def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
-async def get_cube(cube_id: uuid.UUID, principal: PrincipalDep, session: SessionDep) -> CubeRead:
+async def get_cube(
+    cube_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> cubes.CubeRef:
     """The caller's cube named in the path, or 404 (also for other tenants' cubes)."""
-    return await cubes.get(session, tenant_id=principal.tenant_id, cube_id=cube_id)
+    return await cubes.require(session, tenant_id=principal.tenant_id, cube_id=cube_id)
 
 
-CubeDep = Annotated[CubeRead, Depends(get_cube)]
+CubeDep = Annotated[cubes.CubeRef, Depends(get_cube)]
 
 
 def idempotency_key(

@@ -1,19 +1,31 @@
-"""Hybrid search: pgvector kNN + Postgres full-text, fused by weighted reciprocal rank."""
+"""Hybrid search: channels (vector, lexical, time, graph) fused by weighted reciprocal rank,
+plus recency/importance signals and an optional cross-encoder rerank."""
 
 from __future__ import annotations
 
-import re
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, func, or_, select, text
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc.retrieval.channels import (
+    Ranked,
+    bm25_channel,
+    count_upto,
+    time_channel,
+    ts_rank_channel,
+    tsquery_text,
+    vector_channel,
+)
+from memsvc.retrieval.graph_channel import graph_channel
+from memsvc.retrieval.timeparse import parse_periods
 from memsvc.schemas import (
     ChannelHit,
     RetrievalConfig,
@@ -25,17 +37,19 @@ from memsvc.schemas import (
 from memsvc.store import memories as store
 from memsvc.store.models import Memory
 
-_WORD = re.compile(r"[A-Za-z0-9]+")
+__all__ = ["Candidates", "explain", "fuse", "search", "tsquery_text"]
 
 Embed = Callable[[str], Awaitable[np.ndarray]]
 Rerank = Callable[[str, list[str]], Awaitable[np.ndarray | None]]
+
+DEFAULT_EXACT_THRESHOLD = 20_000
 
 
 @dataclass
 class Candidates:
     """Per-channel rankings of memory ids: channel -> [(id, score)] best first."""
 
-    by_channel: dict[str, list[tuple[uuid.UUID, float]]] = field(default_factory=dict)
+    by_channel: dict[str, Ranked] = field(default_factory=dict)
 
 
 def _scoped(
@@ -78,37 +92,6 @@ def _scoped(
     return stmt
 
 
-def tsquery_text(query: str) -> str | None:
-    """An OR query of the words in ``query`` (safe: only alphanumerics reach to_tsquery)."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
-    return " | ".join(words) if words else None
-
-
-async def vector_channel(
-    session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int
-) -> list[tuple[uuid.UUID, float]]:
-    """Nearest memories by cosine distance (HNSW with iterative scan under filters)."""
-    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    dist = Memory.embedding.cosine_distance(vec)
-    stmt = base.add_columns(dist.label("d")).where(Memory.embedding.is_not(None))
-    rows = await session.execute(stmt.order_by(dist).limit(depth))
-    return [(mid, 1.0 - float(d)) for mid, d in rows]
-
-
-async def fulltext_channel(
-    session: AsyncSession, base: Select[Any], query: str, depth: int
-) -> list[tuple[uuid.UUID, float]]:
-    """Memories matching any query word, ranked by ts_rank_cd."""
-    q = tsquery_text(query)
-    if q is None:
-        return []
-    tsq = func.to_tsquery("english", q)
-    rank = func.ts_rank_cd(Memory.tsv, tsq, 32)
-    stmt = base.add_columns(rank.label("r")).where(Memory.tsv.op("@@")(tsq))
-    rows = await session.execute(stmt.order_by(rank.desc(), Memory.id).limit(depth))
-    return [(mid, float(r)) for mid, r in rows]
-
-
 def fuse(cands: Candidates, cfg: RetrievalConfig) -> list[tuple[uuid.UUID, float]]:
     """Weighted reciprocal-rank fusion over channels."""
     weights = {"vector": cfg.vector, "fulltext": cfg.fulltext, "time": cfg.time, "graph": cfg.graph}
@@ -119,6 +102,30 @@ def fuse(cands: Candidates, cfg: RetrievalConfig) -> list[tuple[uuid.UUID, float
         for rank, (mid, _) in enumerate(ranked, start=1):
             scores[mid] = scores.get(mid, 0.0) + w / (cfg.rrf_k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], str(kv[0])))
+
+
+async def _with_signals(
+    session: AsyncSession,
+    fused: list[tuple[uuid.UUID, float]],
+    cfg: RetrievalConfig,
+    now: datetime,
+) -> list[tuple[uuid.UUID, float]]:
+    """Add recency (half-life decay of when it happened) and importance to fused scores."""
+    if not fused or (cfg.recency_weight <= 0 and cfg.importance_weight <= 0):
+        return fused
+    ids = [mid for mid, _ in fused]
+    rows = await session.execute(
+        select(Memory.id, Memory.occurred_at, Memory.created_at, Memory.importance).where(
+            Memory.id.in_(ids)
+        )
+    )
+    bonus: dict[uuid.UUID, float] = {}
+    for mid, occurred, created, importance in rows:
+        age_days = max((now - (occurred or created)).total_seconds() / 86400, 0.0)
+        recency = math.pow(0.5, age_days / cfg.recency_half_life_days)
+        bonus[mid] = cfg.recency_weight * recency + cfg.importance_weight * float(importance)
+    out = [(mid, s + bonus.get(mid, 0.0)) for mid, s in fused]
+    return sorted(out, key=lambda kv: (-kv[1], str(kv[0])))
 
 
 def explain(cands: Candidates, mid: uuid.UUID) -> dict[str, ChannelHit]:
@@ -132,6 +139,41 @@ def explain(cands: Candidates, mid: uuid.UUID) -> dict[str, ChannelHit]:
     return out
 
 
+async def _gather(
+    session: AsyncSession,
+    base: Select[Any],
+    request: SearchRequest,
+    config: RetrievalConfig,
+    query_vec: np.ndarray | None,
+    exact: bool,
+    notes: list[str],
+) -> Candidates:
+    cands = Candidates()
+    if config.vector is not None and query_vec is not None:
+        cands.by_channel["vector"] = await vector_channel(
+            session, base, query_vec, config.vector.depth, exact=exact
+        )
+    if config.fulltext is not None:
+        depth = config.fulltext.depth
+        if config.lexical_scorer == "bm25" and exact:
+            ranked = await bm25_channel(session, base, request.query, depth)
+        else:
+            if config.lexical_scorer == "bm25":
+                notes.append("cube above the exact-search threshold: full-text uses ts_rank_cd")
+            ranked = await ts_rank_channel(session, base, request.query, depth)
+        cands.by_channel["fulltext"] = ranked
+    if config.time is not None:
+        periods = parse_periods(request.query, now=request.as_of)
+        if periods:
+            cands.by_channel["time"] = await time_channel(
+                session, base, periods, query_vec, config.time.depth
+            )
+    if config.graph is not None:  # 1-hop expansion from the best hits so far
+        seeds = fuse(cands, config)
+        cands.by_channel["graph"] = await graph_channel(session, base, seeds, config.graph.depth)
+    return cands
+
+
 async def search(
     session: AsyncSession,
     *,
@@ -142,6 +184,7 @@ async def search(
     preset: str | None,
     query_vec: np.ndarray | None,
     rerank: Rerank | None = None,
+    exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
 ) -> SearchResponse:
     """Run the configured channels, fuse, optionally rerank, and load the top results."""
     started = time.perf_counter()
@@ -152,30 +195,33 @@ async def search(
         filters=request.filters,
         as_of=request.as_of,
     )
-    cands = Candidates()
-    if config.vector is not None and query_vec is not None:
-        cands.by_channel["vector"] = await vector_channel(
-            session, base, query_vec, config.vector.depth
-        )
-    if config.fulltext is not None:
-        cands.by_channel["fulltext"] = await fulltext_channel(
-            session, base, request.query, config.fulltext.depth
-        )
-    fused = fuse(cands, config)
-    top_ids = [mid for mid, _ in fused[: max(request.top_k, config.rerank_depth if rerank else 0)]]
+    # Small cubes are the common case: score every memory exactly below the threshold.
+    exact = await count_upto(session, base, exact_threshold + 1) <= exact_threshold
+    notes: list[str] = []
+    cands = await _gather(session, base, request, config, query_vec, exact, notes)
+    fused = await _with_signals(
+        session, fuse(cands, config), config, request.as_of or datetime.now(UTC)
+    )
+    head_n = max(request.top_k, config.rerank_depth if rerank and config.rerank else 0)
+    top_ids = [mid for mid, _ in fused[:head_n]]
     rows = {
         m.id: m
         for m in (await session.execute(select(Memory).where(Memory.id.in_(top_ids)))).scalars()
     }
-    scored = [(rows[mid], score) for mid, score in fused if mid in rows]
-    if rerank is not None and config.rerank and scored:
+    scored = [(rows[mid], score) for mid, score in fused[:head_n] if mid in rows]
+    reranked = False
+    if config.rerank and scored:
         head = scored[: config.rerank_depth]
-        scores = await rerank(request.query, [m.index_text or m.content for m, _ in head])
-        if scores is not None:
-            head = sorted(
-                ((m, float(s)) for (m, _), s in zip(head, scores, strict=True)),
-                key=lambda t: -t[1],
-            )
+        scores = None
+        if rerank is not None:
+            scores = await rerank(request.query, [m.index_text or m.content for m, _ in head])
+        if scores is None:
+            notes.append("no reranker configured: results are in fused order")
+        else:
+            reranked = True
+            order = sorted(range(len(head)), key=lambda i: (-float(scores[i]), str(head[i][0].id)))
+            cands.by_channel["rerank"] = [(head[i][0].id, float(scores[i])) for i in order]
+            head = [(head[i][0], float(scores[i])) for i in order]
             scored = head + scored[config.rerank_depth :]
     scored = scored[: request.top_k]
     reads = await store.read_many(session, [m for m, _ in scored])
@@ -184,4 +230,11 @@ async def search(
         for r, (_, s) in zip(reads, scored, strict=True)
     ]
     took = (time.perf_counter() - started) * 1000
-    return SearchResponse(results=results, preset=preset, took_ms=round(took, 2))
+    return SearchResponse(
+        results=results,
+        preset=preset,
+        reranked=reranked,
+        exact=exact and config.vector is not None,
+        notes=notes,
+        took_ms=round(took, 2),
+    )

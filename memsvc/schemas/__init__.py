@@ -2,6 +2,19 @@
 
 from memsvc.schemas.common import ErrorBody, ErrorInfo, Health, Page
 from memsvc.schemas.cubes import CubeCreate, CubePage, CubeRead, CubeUpdate
+from memsvc.schemas.graph import (
+    RELATIONS,
+    SYMMETRIC_RELATIONS,
+    GraphEdge,
+    GraphNode,
+    GraphPath,
+    GraphRead,
+    LinkCreate,
+    LinkPage,
+    LinkRead,
+    Relation,
+)
+from memsvc.schemas.jobs import JobCounts, JobPage, JobRead, JobsRead, JobStatus
 from memsvc.schemas.memories import (
     MemoryBatchCreate,
     MemoryCreate,
@@ -28,6 +41,8 @@ from memsvc.schemas.search import (
 from memsvc.schemas.tenants import KeyCreate, KeyCreated, KeyPage, KeyRead, TenantCreate, TenantRead
 
 __all__ = [
+    "RELATIONS",
+    "SYMMETRIC_RELATIONS",
     "ChannelConfig",
     "ChannelHit",
     "CubeCreate",
@@ -36,11 +51,23 @@ __all__ = [
     "CubeUpdate",
     "ErrorBody",
     "ErrorInfo",
+    "GraphEdge",
+    "GraphNode",
+    "GraphPath",
+    "GraphRead",
     "Health",
+    "JobCounts",
+    "JobPage",
+    "JobRead",
+    "JobStatus",
+    "JobsRead",
     "KeyCreate",
     "KeyCreated",
     "KeyPage",
     "KeyRead",
+    "LinkCreate",
+    "LinkPage",
+    "LinkRead",
     "MemoryBatchCreate",
     "MemoryCreate",
     "MemoryList",
@@ -51,6 +78,7 @@ __all__ = [
     "MemoryVersionRead",
     "Page",
     "ProvenanceRead",
+    "Relation",
     "RetrievalConfig",
     "SearchFilters",
     "SearchRequest",

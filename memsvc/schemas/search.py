@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -34,8 +35,13 @@ class RetrievalConfig(WireModel):
     fulltext: ChannelConfig | None = Field(default_factory=ChannelConfig)
     time: ChannelConfig | None = None
     graph: ChannelConfig | None = None
+    # Full-text scorer: BM25 (exact, cubes below the exact-search threshold; larger cubes
+    # fall back to ts_rank_cd) or Postgres ts_rank_cd.
+    lexical_scorer: Literal["bm25", "ts_rank"] = "bm25"
     rrf_k: int = Field(default=60, ge=1)
+    # Added to the fused score: weight * 0.5 ** (age / half-life) and weight * importance.
     recency_weight: float = Field(default=0.0, ge=0.0)
+    recency_half_life_days: float = Field(default=30.0, gt=0.0)
     importance_weight: float = Field(default=0.0, ge=0.0)
     rerank: bool = False
     rerank_depth: int = Field(default=50, ge=1, le=500)
@@ -65,4 +71,9 @@ class SearchResult(ReadModel):
 class SearchResponse(ReadModel):
     results: list[SearchResult]
     preset: str | None = None
+    # Whether a cross-encoder reordered the head; false when one was asked for but none is
+    # configured (the results are then the fused order: ``deep`` degrades to ``hybrid``).
+    reranked: bool = False
+    exact: bool = Field(default=False, description="vector scores were exhaustive")
+    notes: list[str] = Field(default_factory=list)
     took_ms: float = 0.0

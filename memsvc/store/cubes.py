@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -63,6 +64,20 @@ async def create(session: AsyncSession, *, tenant_id: uuid.UUID, data: CubeCreat
         raise Conflict(f"cube {data.name!r} exists", code="cube_exists") from exc
     await session.refresh(cube)
     return _read(cube, 0)
+
+
+@dataclass(frozen=True)
+class CubeRef:
+    """A cube the caller may use, checked without counting its memories (hot paths)."""
+
+    id: uuid.UUID
+    name: str
+
+
+async def require(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> CubeRef:
+    """The caller's live cube or 404 — cheap enough for every write and search."""
+    cube = await _load(session, tenant_id, cube_id)
+    return CubeRef(id=cube.id, name=cube.name)
 
 
 async def get(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> CubeRead:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -81,6 +82,20 @@ def migrate(url: str) -> None:
         engine.dispose()
 
 
+TENANT_ROLE = "memsvc_tenant"
+
+
+async def scope_to_tenant(session: AsyncSession, tenant_id: uuid.UUID, *, rls: bool) -> None:
+    """Switch this transaction to the tenant role with ``memsvc.tenant_id`` set."""
+    if rls:
+        await session.execute(
+            text(
+                "SELECT set_config('role', :role, true), set_config('memsvc.tenant_id', :t, true)"
+            ),
+            {"role": TENANT_ROLE, "t": str(tenant_id)},
+        )
+
+
 @dataclass
 class Database:
     """The async engine and session factory of one process."""
@@ -89,6 +104,8 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     server: Any = None
+    # Whether row-level security can be used (migration 0003 made the tenant role).
+    rls: bool = False
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -102,6 +119,28 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One session in one transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
+            yield session
+
+    async def detect_rls(self) -> bool:
+        """Turn the second wall on when this user may take the tenant role."""
+        async with self.engine.connect() as conn:
+            row = await conn.execute(
+                text(
+                    "SELECT pg_has_role(current_user, r.oid, 'MEMBER') "
+                    "FROM pg_roles r WHERE r.rolname = :role"
+                ),
+                {"role": TENANT_ROLE},
+            )
+            self.rls = bool(row.scalar())
+        if not self.rls:
+            log.warning("row-level security is off: role %s is not available", TENANT_ROLE)
+        return self.rls
+
+    @asynccontextmanager
+    async def tenant_transaction(self, tenant_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
+        """A transaction that can only see ``tenant_id``'s rows (row-level security)."""
+        async with self.transaction() as session:
+            await scope_to_tenant(session, tenant_id, rls=self.rls)
             yield session
 
     async def ping(self) -> None:

@@ -20,10 +20,23 @@ def _fmt_date(at: datetime) -> str:
     return f"{at.day} {at.strftime('%B %Y')}"
 
 
+# How many earlier memories of the same session a memory is indexed with (see below).
+CONTEXT_TURNS = 2
+
+
 def build_index_text(
-    content: str, *, tags: Iterable[str] = (), sources: Sequence[Placed] = ()
+    content: str,
+    *,
+    tags: Iterable[str] = (),
+    sources: Sequence[Placed] = (),
+    context: Sequence[str] = (),
 ) -> str:
-    """Content placed for a reader: who said it, when, and its tags."""
+    """Content placed for a reader: who said it, when, its tags and what was said just before.
+
+    ``context`` holds the preceding turns of the same conversation: an answer ("yes, last
+    Sunday") is only findable by the words of the question it answers. It goes last, so the
+    memory's own words always fit the embedder's window.
+    """
     speakers = list(dict.fromkeys(s.speaker for s in sources if s.speaker))
     dates = list(dict.fromkeys(_fmt_date(s.occurred_at) for s in sources if s.occurred_at))
     text = f"{', '.join(speakers)}: {content}" if speakers else content
@@ -32,10 +45,41 @@ def build_index_text(
     tag_list = list(tags)
     if tag_list:
         text += " [" + ", ".join(tag_list) + "]"
+    if context:
+        text += "\n(context: " + " / ".join(context) + ")"
     return text
+
+
+def session_context(
+    items: Sequence[tuple[str | None, str]], *, turns: int = CONTEXT_TURNS
+) -> list[list[str]]:
+    """For each ``(session_id, text)`` of a batch, the texts of up to ``turns`` preceding
+    items of the same (non-null) session, oldest first."""
+    out: list[list[str]] = []
+    for i, (session, _) in enumerate(items):
+        ctx: list[str] = []
+        j = i - 1
+        while session is not None and j >= 0 and len(ctx) < turns and items[j][0] == session:
+            ctx.insert(0, items[j][1])
+            j -= 1
+        out.append(ctx)
+    return out
 
 
 def occurred_at(sources: Sequence[Placed]) -> datetime | None:
     """When the memory happened: the earliest dated source."""
     dates = [s.occurred_at for s in sources if s.occurred_at]
     return min(dates) if dates else None
+
+
+class _Said(Protocol):
+    @property
+    def content(self) -> str: ...
+    @property
+    def sources(self) -> Sequence[Placed]: ...
+
+
+def placed_text(memory: _Said) -> str:
+    """A memory as a context line: ``Speaker: content``."""
+    speakers = list(dict.fromkeys(s.speaker for s in memory.sources if s.speaker))
+    return f"{', '.join(speakers)}: {memory.content}" if speakers else memory.content

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from memsvc.api.deps import AdminDep, SessionDep, StateDep
+from memsvc.api.deps import AdminDep, SessionDep, StateDep, SystemSessionDep
 from memsvc.schemas import KeyCreate, KeyCreated, KeyPage, TenantCreate, TenantRead
 from memsvc.store import tenants
 
@@ -15,13 +15,13 @@ router = APIRouter(prefix="/v1", tags=["admin"])
 
 
 @router.post("/tenants", status_code=201, response_model=TenantRead)
-async def create_tenant(body: TenantCreate, _: AdminDep, session: SessionDep) -> TenantRead:
+async def create_tenant(body: TenantCreate, _: AdminDep, session: SystemSessionDep) -> TenantRead:
     """Create a tenant (operator action)."""
     return await tenants.create_tenant(session, name=body.name)
 
 
 @router.post("/keys", status_code=201, response_model=KeyCreated)
-async def create_key(body: KeyCreate, admin: AdminDep, session: SessionDep) -> KeyCreated:
+async def create_key(body: KeyCreate, admin: AdminDep, session: SystemSessionDep) -> KeyCreated:
     """Create a key for the caller's tenant, or for ``tenant_id`` (operator action)."""
     return await tenants.create_key(
         session,

@@ -31,9 +31,9 @@ async def list_cubes(
 
 
 @router.get("/{cube_id}", response_model=CubeRead)
-async def get_cube(cube: CubeDep) -> CubeRead:
-    """One cube."""
-    return cube
+async def get_cube(cube: CubeDep, principal: PrincipalDep, session: SessionDep) -> CubeRead:
+    """One cube, with its memory count."""
+    return await cubes.get(session, tenant_id=principal.tenant_id, cube_id=cube.id)
 
 
 @router.patch("/{cube_id}", response_model=CubeRead)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from memsvc.api.deps import CubeDep, PrincipalDep, SessionDep, StateDep
-from memsvc.errors import ValidationFailed
-from memsvc.retrieval import presets
-from memsvc.retrieval.search import search
+from memsvc.retrieval.service import search_cube as run_search
 from memsvc.schemas import SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -22,21 +20,11 @@ async def search_cube(
     state: StateDep,
 ) -> SearchResponse:
     """Hybrid search over the cube's memories."""
-    if body.top_k > state.settings.limits.max_top_k:
-        raise ValidationFailed(
-            f"top_k may be at most {state.settings.limits.max_top_k}",
-            detail={"limit": state.settings.limits.max_top_k},
-        )
-    name, config = presets.resolve(body.preset, body.config)
-    vec = await state.runtime.embed_one(body.query) if config.vector is not None else None
-    rerank = state.runtime.rerank if config.rerank else None
-    return await search(
+    return await run_search(
         session,
+        runtime=state.runtime,
+        settings=state.settings,
         tenant_id=principal.tenant_id,
         cube_id=cube.id,
         request=body,
-        config=config,
-        preset=name,
-        query_vec=vec,
-        rerank=rerank,
     )

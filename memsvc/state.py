@@ -1,4 +1,4 @@
-"""Process-wide services the app's lifespan builds and the dependencies hand out."""
+"""Process-wide services (database, models, key cache) shared by the API, admin view and workers."""
 
 from __future__ import annotations
 

@@ -1,0 +1,193 @@
+"""LoCoMo retrieval benchmark: every turn a memory, every question a search, scored per
+shared/data/README.md (results -> their sources' turn ids in rank order, flattened,
+deduplicated, cut at k).
+
+    python bench/locomo.py --data FILE --out OUT.json [--preset NAME] [--url URL --api-key KEY]
+
+Without ``--url`` it starts its own embedded instance in a temp dir. No LLM is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import local_instance
+
+from memsvc.schemas import MemoryCreate, SearchRequest, SourceCreate
+from memsvc.sdk import MemoryClient
+
+_EVIDENCE = re.compile(r"^D:?(\d+):0*(\d+)$")
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+
+
+def normalise_evidence(ref: str) -> str | None:
+    """``D:11:26`` -> ``D11:26``, ``D30:05`` -> ``D30:5``; None when unfixable."""
+    m = _EVIDENCE.match(ref.strip())
+    return f"D{int(m.group(1))}:{int(m.group(2))}" if m else None
+
+
+def session_date(text: str) -> datetime:
+    """``1:56 pm on 8 May, 2023`` -> an aware datetime."""
+    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
+
+
+def turns_of(conv: dict[str, Any]) -> Iterator[tuple[int, datetime, dict[str, Any]]]:
+    """(session number, session date, turn) in conversation order."""
+    numbers = sorted(int(k.split("_")[1]) for k in conv if re.fullmatch(r"session_\d+", k))
+    for n in numbers:
+        when = session_date(conv[f"session_{n}_date_time"])
+        for turn in conv[f"session_{n}"]:
+            yield n, when, turn
+
+
+def memory_of(sample: str, n: int, when: datetime, turn: dict[str, Any]) -> MemoryCreate:
+    content = turn["text"]
+    if turn.get("blip_caption"):
+        content += f" [shares a photo: {turn['blip_caption']}]"
+    return MemoryCreate(
+        content=content,
+        kind="message",
+        layer="episodic",
+        session_id=f"{sample}/session_{n}",
+        sources=[
+            SourceCreate(
+                kind="message",
+                external_id=turn["dia_id"],
+                speaker=turn["speaker"],
+                occurred_at=when,
+                text=turn["text"],
+            )
+        ],
+    )
+
+
+def ndcg(ranked: list[str], relevant: set[str], k: int) -> float:
+    dcg = sum(1 / math.log2(i + 2) for i, t in enumerate(ranked[:k]) if t in relevant)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+    return dcg / ideal if ideal else 0.0
+
+
+def turns_in_rank_order(results: list[Any]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in results:
+        for s in r.memory.sources:
+            if s.external_id:
+                seen.setdefault(s.external_id, None)
+    return list(seen)
+
+
+def run(
+    client: MemoryClient, data: list[dict[str, Any]], preset: str, batch: int
+) -> dict[str, Any]:
+    recall5: dict[int, list[float]] = defaultdict(list)
+    recall10: dict[int, list[float]] = defaultdict(list)
+    ndcg10: dict[int, list[float]] = defaultdict(list)
+    latencies: list[float] = []
+    skipped = 0
+    turns_total = 0
+    ingest_s = 0.0
+    for sample in data:
+        sid = sample["sample_id"]
+        cube = client.create_cube(f"locomo-{sid}-{uuid.uuid4().hex[:6]}")
+        # One batch per session so each turn can be indexed with what was said before it.
+        by_session: dict[int, list[MemoryCreate]] = defaultdict(list)
+        ids: set[str] = set()
+        for n, when, turn in turns_of(sample["conversation"]):
+            by_session[n].append(memory_of(sid, n, when, turn))
+            ids.add(turn["dia_id"])
+        started = time.perf_counter()
+        for items in by_session.values():
+            for i in range(0, len(items), batch):
+                client.add_many(cube.id, items[i : i + batch])
+        ingest_s += time.perf_counter() - started
+        turns_total += len(ids)
+        for qa in sample["qa"]:
+            evidence = {normalise_evidence(e) for e in qa.get("evidence", [])}
+            relevant = {e for e in evidence if e is not None and e in ids}
+            if not relevant:
+                skipped += 1
+                continue
+            t0 = time.perf_counter()
+            resp = client.search(
+                cube.id, SearchRequest(query=qa["question"], top_k=10, preset=preset)
+            )
+            latencies.append((time.perf_counter() - t0) * 1000)
+            ranked = turns_in_rank_order(resp.results)[:10]
+            cat = int(qa["category"])
+            recall5[cat].append(len(relevant & set(ranked[:5])) / len(relevant))
+            recall10[cat].append(len(relevant & set(ranked)) / len(relevant))
+            ndcg10[cat].append(ndcg(ranked, relevant, 10))
+
+    def mean(xs: list[float]) -> float:
+        return round(statistics.fmean(xs), 4) if xs else 0.0
+
+    core = (1, 2, 3, 4)
+    lat = sorted(latencies)
+    return {
+        "preset": preset,
+        "recall@5": mean([x for c in core for x in recall5[c]]),
+        "recall@10": mean([x for c in core for x in recall10[c]]),
+        "ndcg@10": mean([x for c in core for x in ndcg10[c]]),
+        "per_category": {
+            str(c): {
+                "name": CATEGORIES[c],
+                "questions": len(recall10[c]),
+                "recall@5": mean(recall5[c]),
+                "recall@10": mean(recall10[c]),
+                "ndcg@10": mean(ndcg10[c]),
+            }
+            for c in sorted(recall10)
+        },
+        "questions_skipped": skipped,
+        "ingest_turns_per_s": round(turns_total / ingest_s, 1) if ingest_s else 0.0,
+        "search_ms_p50": round(lat[len(lat) // 2], 2) if lat else 0.0,
+        "search_ms_p95": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))], 2) if lat else 0.0,
+        "memories": turns_total,
+        "llm_calls": 0,
+    }
+
+
+@contextmanager
+def _client(args: argparse.Namespace) -> Iterator[MemoryClient]:
+    ctx = nullcontext(None) if args.url else local_instance(backend=args.backend)
+    with ctx as inst:
+        url = args.url or inst.url  # type: ignore[union-attr]
+        key = args.api_key or inst.api_key  # type: ignore[union-attr]
+        with MemoryClient(url, key, timeout=300) as client:
+            yield client
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--preset", default="hybrid")
+    ap.add_argument("--url")
+    ap.add_argument("--api-key")
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--backend", default=None, help="embedder backend for the local instance")
+    args = ap.parse_args()
+    data = json.loads(args.data.read_text())
+    with _client(args) as client:
+        report = run(client, data, args.preset, args.batch)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Job kinds and what runs them. Every handler must be idempotent: a job killed half-way
+is run again from the start, and must then complete without duplicating anything."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from memsvc.config import Settings
+from memsvc.graph.builders import builder_for
+from memsvc.graph.enrich import enrich_memory
+from memsvc.jobs.queue import ClaimedJob
+from memsvc.llm import LLM, Usage
+from memsvc.store import notes
+from memsvc.store.db import Database
+
+if TYPE_CHECKING:
+    from memsvc.runtime import ModelRuntime
+
+
+@dataclass
+class JobContext:
+    """What a handler may use; ``usage`` collects the job's LLM calls and tokens."""
+
+    db: Database
+    settings: Settings
+    runtime: ModelRuntime | None
+    llm: LLM | None
+    usage: Usage
+    worker_id: str
+
+
+Run = Callable[[JobContext, ClaimedJob], Awaitable[dict[str, Any]]]
+OnDead = Callable[[JobContext, ClaimedJob], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class JobHandler:
+    """How to run one kind of job, and what to record when it is parked as a dead letter."""
+
+    run: Run
+    on_dead: OnDead | None = None
+    # Whether ``ctx.runtime`` (embedder/reranker) must be loaded to run it. Enrichment
+    # works on stored embeddings, so ``memsvc worker`` processes skip loading torch.
+    needs_runtime: bool = False
+
+
+def _memory_ref(job: ClaimedJob) -> tuple[uuid.UUID, uuid.UUID]:
+    if job.tenant_id is None:
+        raise ValueError("enrich job has no tenant")
+    return job.tenant_id, uuid.UUID(str(job.payload["memory_id"]))
+
+
+async def run_enrich(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
+    """A-MEM enrichment of the memory named in the payload."""
+    tenant_id, memory_id = _memory_ref(job)
+    result = await enrich_memory(
+        ctx.db,
+        tenant_id=tenant_id,
+        memory_id=memory_id,
+        builder=builder_for(ctx.llm),
+        usage=ctx.usage,
+        job_id=job.id,
+    )
+    return result.as_dict()
+
+
+async def enrich_dead(ctx: JobContext, job: ClaimedJob) -> None:
+    """A parked enrichment shows on the memory as ``enrichment_status: failed``."""
+    tenant_id, memory_id = _memory_ref(job)
+    async with ctx.db.transaction() as s:
+        await notes.set_enrichment_status(
+            s, tenant_id=tenant_id, memory_id=memory_id, status="failed"
+        )
+
+
+def default_handlers() -> dict[str, JobHandler]:
+    """The job kinds the service enqueues."""
+    return {"enrich": JobHandler(run=run_enrich, on_dead=enrich_dead)}

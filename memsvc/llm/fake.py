@@ -1,0 +1,77 @@
+"""A scripted LLM registered as a litellm custom provider: the real wrapper, no network.
+
+Tests and benchmarks use it to drive LLM mode deterministically: every call goes through
+``litellm.acompletion`` exactly as with a real provider, and the script decides the reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from litellm.llms.custom_llm import CustomLLM
+
+from memsvc.llm.client import import_litellm
+
+litellm = import_litellm()
+
+# A script sees the chat messages and returns the reply text.
+Script = Callable[[list[dict[str, Any]]], str]
+
+
+@dataclass
+class Call:
+    model: str
+    messages: list[dict[str, Any]]
+    reply: str
+
+
+class ScriptedLLM(CustomLLM):
+    """Answers each completion with ``script(messages)``; tokens counted as words."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__()
+        self.script = script
+        self.calls: list[Call] = []
+
+    async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
+        msgs = [dict(m) for m in messages]
+        reply = self.script(msgs)
+        self.calls.append(Call(model=model, messages=msgs, reply=reply))
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in msgs)
+        completion_tokens = len(reply.split())
+        return litellm.ModelResponse(
+            model=model,
+            choices=[{"message": {"role": "assistant", "content": reply}}],
+            usage={
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        )
+
+
+@dataclass
+class Registered:
+    """The handler and the model name that routes to it (``<provider>/<name>``)."""
+
+    handler: ScriptedLLM
+    model: str
+    previous: list[Any] = field(default_factory=list)
+
+
+@contextmanager
+def registered(script: Script, *, provider: str = "memsvc-fake") -> Iterator[Registered]:
+    """Register a :class:`ScriptedLLM` under ``provider`` for the duration of the block."""
+    handler = ScriptedLLM(script)
+    previous = list(litellm.custom_provider_map)
+    litellm.custom_provider_map = [
+        *(p for p in previous if p["provider"] != provider),
+        {"provider": provider, "custom_handler": handler},
+    ]
+    try:
+        yield Registered(handler=handler, model=f"{provider}/scripted", previous=previous)
+    finally:
+        litellm.custom_provider_map = previous

@@ -1,0 +1,157 @@
+"""Candidate channels: each returns memory ids with a channel score, best first.
+
+Every channel starts from the same scoped select (tenant, cube, filters, ``as_of``), so
+filters hold in all of them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Float, Select, and_, cast, extract, false, func, literal, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from memsvc.retrieval.timeparse import Period
+from memsvc.store.models import Memory
+
+Ranked = list[tuple[uuid.UUID, float]]
+
+_WORD = re.compile(r"[A-Za-z0-9]+")
+# BM25 parameters (Robertson & Zaragoza's usual defaults).
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+def tsquery_text(query: str) -> str | None:
+    """An OR query of the words in ``query`` (safe: only alphanumerics reach to_tsquery)."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
+    return " | ".join(words) if words else None
+
+
+async def count_upto(session: AsyncSession, base: Select[Any], limit: int) -> int:
+    """How many memories ``base`` selects, counting no further than ``limit``."""
+    sub = base.limit(limit).subquery()
+    return int((await session.execute(select(func.count()).select_from(sub))).scalar_one())
+
+
+async def vector_channel(
+    session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int, *, exact: bool
+) -> Ranked:
+    """Nearest memories by cosine similarity.
+
+    ``exact``: every candidate is scored (the ``+ 0`` hides the ordering from the HNSW
+    index), for small cubes. Otherwise HNSW with iterative scan, so filters that drop
+    most neighbours still fill ``depth``; relaxed order is re-sorted here.
+    """
+    dist = Memory.embedding.cosine_distance(vec)
+    stmt = base.add_columns(dist.label("d")).where(Memory.embedding.is_not(None))
+    if exact:
+        stmt = stmt.order_by(dist + 0, Memory.id)
+    else:
+        await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        ef = max(40, min(depth, 1000))
+        await session.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
+        stmt = stmt.order_by(dist)
+    rows = (await session.execute(stmt.limit(depth))).all()
+    ranked = [(mid, 1.0 - float(d)) for mid, d in rows]
+    ranked.sort(key=lambda t: (-t[1], str(t[0])))
+    return ranked
+
+
+async def ts_rank_channel(
+    session: AsyncSession, base: Select[Any], query: str, depth: int
+) -> Ranked:
+    """Memories matching any query word, ranked by ts_rank_cd (cheap on any cube size)."""
+    q = tsquery_text(query)
+    if q is None:
+        return []
+    tsq = func.to_tsquery("english", q)
+    rank = func.ts_rank_cd(Memory.tsv, tsq, 32)
+    stmt = base.add_columns(rank.label("r")).where(Memory.tsv.op("@@")(tsq))
+    rows = await session.execute(stmt.order_by(rank.desc(), Memory.id).limit(depth))
+    return [(mid, float(r)) for mid, r in rows]
+
+
+async def bm25_channel(session: AsyncSession, base: Select[Any], query: str, depth: int) -> Ranked:
+    """Okapi BM25 over the scoped memories' tsvectors, computed in SQL.
+
+    Document frequencies and the average length come from the whole scope (one pass over
+    it), so this is for cubes below the exact-search threshold; term frequency is the
+    number of positions a lexeme has, length the number of distinct lexemes.
+    """
+    q = tsquery_text(query)
+    if q is None:
+        return []
+    tsq = func.to_tsquery("english", q)
+    scope = base.add_columns(Memory.tsv.label("tsv")).cte("scope")
+    stats = select(
+        cast(func.count(), Float).label("n"),
+        cast(func.coalesce(func.avg(func.length(scope.c.tsv)), 1.0), Float).label("avgdl"),
+    ).cte("stats")
+    lex = func.unnest(scope.c.tsv).table_valued("lexeme", "positions").lateral("lex")
+    qlex = select(
+        func.unnest(func.tsvector_to_array(func.to_tsvector("english", query)))
+    ).scalar_subquery()
+    hits = (
+        select(
+            scope.c.id.label("id"),
+            cast(func.length(scope.c.tsv), Float).label("dl"),
+            lex.c.lexeme.label("lexeme"),
+            cast(func.coalesce(func.array_length(lex.c.positions, 1), 1), Float).label("tf"),
+        )
+        .select_from(scope.join(lex, literal(True)))
+        .where(scope.c.tsv.op("@@")(tsq), lex.c.lexeme.in_(qlex))
+        .cte("hits")
+    )
+    df = (
+        select(hits.c.lexeme, cast(func.count(), Float).label("df"))
+        .group_by(hits.c.lexeme)
+        .cte("df")
+    )
+    idf = func.ln(1 + (stats.c.n - df.c.df + 0.5) / (df.c.df + 0.5))
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * hits.c.dl / stats.c.avgdl)
+    score = func.sum(idf * hits.c.tf * (BM25_K1 + 1) / (hits.c.tf + norm)).label("s")
+    stmt = (
+        select(hits.c.id, score)
+        .select_from(hits.join(df, hits.c.lexeme == df.c.lexeme).join(stats, literal(True)))
+        .group_by(hits.c.id)
+        .order_by(score.desc(), hits.c.id)
+        .limit(depth)
+    )
+    rows = await session.execute(stmt)
+    return [(mid, float(s)) for mid, s in rows]
+
+
+def _in_period(p: Period) -> Any:
+    if p.start is not None and p.end is not None:
+        return and_(Memory.occurred_at >= p.start, Memory.occurred_at < p.end)
+    if p.month is not None:
+        return extract("month", Memory.occurred_at) == p.month
+    return false()
+
+
+async def time_channel(
+    session: AsyncSession,
+    base: Select[Any],
+    periods: list[Period],
+    vec: np.ndarray | None,
+    depth: int,
+) -> Ranked:
+    """Memories that happened in a period the query names; closest in meaning first.
+
+    The score is the cosine similarity (or 1.0 without a query vector): the period
+    decides membership, the meaning the order within it.
+    """
+    if not periods:
+        return []
+    stmt = base.where(Memory.occurred_at.is_not(None), or_(*(_in_period(p) for p in periods)))
+    if vec is not None:
+        dist = Memory.embedding.cosine_distance(vec)
+        stmt = stmt.add_columns((1 - dist).label("s")).order_by(dist + 0, Memory.id)
+        rows = (await session.execute(stmt.limit(depth))).all()
+        return [(mid, float(s) if s is not None else 0.0) for mid, s in rows]
+    stmt = stmt.order_by(Memory.occurred_at.desc(), Memory.id)
+    return [(mid, 1.0) for mid in (await session.execute(stmt.limit(depth))).scalars()]

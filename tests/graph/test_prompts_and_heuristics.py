@@ -1,0 +1,75 @@
+"""Every prompt file renders with its typed context; parsing; heuristic extraction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from jinja2 import UndefinedError
+from pydantic import ValidationError
+
+import memsvc.graph.prompts as gp
+from memsvc.graph import heuristics
+from memsvc.llm import PROMPTS_DIR, REGISTRY, render
+
+
+def test_every_prompt_file_has_a_spec_and_renders() -> None:
+    files = sorted(p.name for p in PROMPTS_DIR.glob("*.md.j2"))
+    assert files == ["enrich_note.v1.md.j2", "link_decide.v1.md.j2"]
+    assert sorted(p.filename for p in REGISTRY.values()) == files
+    for prompt in REGISTRY.values():
+        text = render(prompt, prompt.example)
+        assert "{{" not in text and "{%" not in text
+        assert prompt.example.model_dump()  # a typed context
+        for field in prompt.response.model_fields:
+            assert f'"{field}"' in text  # the prompt names every response key
+    assert "Caroline lives in Berlin." in render(gp.LINK_DECIDE, gp.LINK_DECIDE.example)
+
+
+def test_rendering_is_strict() -> None:
+    with pytest.raises(TypeError):
+        render(gp.ENRICH_NOTE, gp.LINK_DECIDE.example)  # type: ignore[arg-type]
+    broken = gp.ENRICH_NOTE.example.model_copy()
+    object.__delattr__(broken, "kind")
+    with pytest.raises((UndefinedError, KeyError, AttributeError)):
+        render(gp.ENRICH_NOTE, broken)
+
+
+def test_parse_accepts_fenced_json_and_rejects_bad_output() -> None:
+    ok = gp.ENRICH_NOTE.parse(
+        '```json\n{"keywords": [" Max ", "Max"], "tags": ["Pets"], "context": "a\\nb"}\n```'
+    )
+    assert (ok.keywords, ok.tags, ok.context) == (["Max"], ["pets"], "a b")
+    with pytest.raises(ValueError, match="no JSON object"):
+        gp.ENRICH_NOTE.parse("I think the keywords are Max")
+    with pytest.raises(ValidationError):
+        gp.ENRICH_NOTE.parse('{"keywords": [], "tags": []}')
+    resp = gp.LINK_DECIDE.parse(
+        '{"links": [{"candidate": 3, "relation": "supports", "weight": 0.5, "reason": "r"}]}'
+    )
+    with pytest.raises(ValueError, match=r"candidate numbers \[3\] were not shown"):
+        gp.check_link_decisions(2)(resp)
+    with pytest.raises(ValidationError):
+        gp.LINK_DECIDE.parse(
+            '{"links": [{"candidate": 1, "relation": "likes", "weight": 0.5, "reason": "r"}]}'
+        )
+
+
+def test_heuristic_note() -> None:
+    text = "Caroline adopted a golden retriever named Max. Hey, Max loves the Golden Gate Bridge!"
+    ents = heuristics.entities(text)
+    assert ents == ["Caroline", "Max", "Golden Gate Bridge"]
+    assert heuristics.keywords(text)[:4] == ["caroline", "max", "golden gate bridge", "adopted"]
+    assert heuristics.entities("Hey Mel! Good to see you.") == ["Mel"]
+    assert heuristics.tags(["pets"], ents) == ["pets", "caroline", "max", "golden gate bridge"]
+    line = heuristics.context_line(
+        kind="fact",
+        keywords=heuristics.keywords(text),
+        entities=ents,
+        speakers=["Melanie"],
+        occurred_at=datetime(2023, 5, 8, tzinfo=UTC),
+    )
+    assert line == (
+        "Mentions Caroline, Max, Golden Gate Bridge; about adopted, retriever, loves. "
+        "Fact by Melanie on 8 May 2023."
+    )

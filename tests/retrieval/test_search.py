@@ -1,0 +1,242 @@
+"""Search through the real app: presets, configs, channels, filters, as_of, exact path."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.api.helpers import add, assert_error, make_cube
+from tests.conftest import Service
+
+pytestmark = pytest.mark.anyio
+
+FACTS = [
+    "Caroline went to the LGBTQ support group on Sunday",
+    "Melanie painted a sunrise over the lake",
+    "The team shipped the billing service to production",
+    "Melanie ran a charity race for mental health",
+    "Caroline is researching adoption agencies",
+    "Grandma's apple pie recipe uses cinnamon and nutmeg",
+]
+ALL_CHANNELS: dict[str, Any] = {
+    "vector": {"weight": 1, "depth": 50},
+    "fulltext": {"weight": 1, "depth": 50},
+    "time": {"weight": 1, "depth": 50},
+}
+
+
+async def search(svc: Service, cube: str, **body: Any) -> dict[str, Any]:
+    resp = await svc.client.post(f"/v1/cubes/{cube}/search", json=body, headers=svc.auth())
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def contents(body: dict[str, Any]) -> list[str]:
+    return [r["memory"]["content"] for r in body["results"]]
+
+
+@pytest.fixture()
+async def cube(service: Service) -> str:
+    cube_id = await make_cube(service)
+    await add(service, cube_id, *({"content": c} for c in FACTS))
+    return cube_id
+
+
+@pytest.mark.parametrize("preset", ["fast", "hybrid", "deep"])
+async def test_presets(service: Service, cube: str, preset: str) -> None:
+    body = await search(service, cube, query="Who painted a sunrise?", preset=preset)
+    assert body["preset"] == preset
+    assert contents(body)[0] == "Melanie painted a sunrise over the lake"
+    assert body["exact"] is True
+    # No reranker is configured in this app: deep says so and keeps the fused order.
+    assert body["reranked"] is False
+    if preset == "deep":
+        assert body["notes"] == ["no reranker configured: results are in fused order"]
+        hybrid = await search(service, cube, query="Who painted a sunrise?", preset="hybrid")
+        assert contents(body) == contents(hybrid)
+
+
+async def test_full_config(service: Service, cube: str) -> None:
+    config = {
+        **ALL_CHANNELS,
+        "lexical_scorer": "ts_rank",
+        "rrf_k": 10,
+        "recency_weight": 0.01,
+        "importance_weight": 0.01,
+    }
+    body = await search(service, cube, query="charity race", config=config, top_k=3, explain=True)
+    assert body["preset"] is None
+    assert len(body["results"]) == 3
+    assert contents(body)[0] == "Melanie ran a charity race for mental health"
+    assert set(body["results"][0]["explain"]) == {"vector", "fulltext"}
+
+
+async def test_unknown_preset(service: Service, cube: str) -> None:
+    resp = await service.client.post(
+        f"/v1/cubes/{cube}/search", json={"query": "x", "preset": "nope"}, headers=service.auth()
+    )
+    err = assert_error(resp, 400, "unknown_preset")
+    assert err["detail"] == {"presets": ["deep", "fast", "hybrid"]}
+
+
+async def test_bad_config_is_rejected(service: Service, cube: str) -> None:
+    resp = await service.client.post(
+        f"/v1/cubes/{cube}/search",
+        json={"query": "x", "config": {"lexical_scorer": "tfidf"}},
+        headers=service.auth(),
+    )
+    assert_error(resp, 422)
+
+
+async def test_explain_shows_channels(service: Service, cube: str) -> None:
+    body = await search(service, cube, query="apple pie recipe", explain=True)
+    top = body["results"][0]
+    assert top["memory"]["content"].startswith("Grandma's apple pie")
+    assert set(top["explain"]) == {"vector", "fulltext"}
+    assert top["explain"]["vector"]["rank"] == 1
+    assert top["explain"]["fulltext"]["rank"] == 1
+    assert top["explain"]["fulltext"]["score"] > 0
+    # A result only the vector channel found has no fulltext entry.
+    vector_only = [r for r in body["results"] if "fulltext" not in r["explain"]]
+    assert vector_only and all(set(r["explain"]) == {"vector"} for r in vector_only)
+    plain = await search(service, cube, query="apple pie recipe")
+    assert all(r["explain"] is None for r in plain["results"])
+
+
+async def test_bm25_prefers_rare_words(service: Service) -> None:
+    cube = await make_cube(service, "bm25")
+    await add(
+        service,
+        cube,
+        {"content": "we talked about the weather and the weather again"},
+        {"content": "the weather was fine and we went kayaking"},
+        {"content": "nothing in common here"},
+    )
+    config = {"vector": None, "fulltext": {"weight": 1, "depth": 10}}
+    body = await search(service, cube, query="weather kayaking", config=config, explain=True)
+    assert contents(body) == [
+        "the weather was fine and we went kayaking",
+        "we talked about the weather and the weather again",
+    ]
+
+
+async def test_session_context_finds_answers(service: Service) -> None:
+    """A reply is found by the words of the question it answers (same session, same batch)."""
+    cube = await make_cube(service, "ctx")
+
+    def turn(speaker: str, text: str) -> dict[str, Any]:
+        return {"content": text, "session_id": "s1", "sources": [{"speaker": speaker}]}
+
+    await add(
+        service,
+        cube,
+        turn("Mel", "When did you go to the pottery workshop?"),
+        turn("Caro", "Last Saturday, it was lovely."),
+        {"content": "Unrelated note about Saturday errands", "session_id": "s2"},
+    )
+    config = {"vector": None, "fulltext": {"weight": 1, "depth": 10}}
+    body = await search(service, cube, query="pottery workshop", config=config)
+    assert contents(body) == [
+        "When did you go to the pottery workshop?",
+        "Last Saturday, it was lovely.",
+    ]
+    # The stored content is unchanged by the context it is indexed with.
+    assert body["results"][1]["memory"]["content"] == "Last Saturday, it was lovely."
+
+
+def dated(content: str, when: str, **extra: Any) -> dict[str, Any]:
+    return {"content": content, "sources": [{"speaker": "Ann", "occurred_at": when}], **extra}
+
+
+async def test_time_channel_finds_named_month(service: Service) -> None:
+    cube = await make_cube(service, "time")
+    await add(
+        service,
+        cube,
+        dated("Went hiking in the mountains", "2023-04-20T10:00:00Z"),
+        dated("Started a pottery class", "2023-05-07T10:00:00Z"),
+        dated("Adopted a puppy named Biscuit", "2023-05-28T10:00:00Z"),
+        dated("Flew to Lisbon for a conference", "2023-06-02T10:00:00Z"),
+    )
+    only_time = {"vector": None, "fulltext": None, "time": {"weight": 1, "depth": 10}}
+    body = await search(service, cube, query="What did Ann do in May 2023?", config=only_time)
+    assert sorted(contents(body)) == ["Adopted a puppy named Biscuit", "Started a pottery class"]
+    week = await search(
+        service, cube, query="the last week of May 2023", config=only_time, explain=True
+    )
+    assert contents(week) == ["Adopted a puppy named Biscuit"]
+    assert set(week["results"][0]["explain"]) == {"time"}
+    hybrid = await search(service, cube, query="What did Ann do in May 2023?", explain=True)
+    assert set(contents(hybrid)[:2]) == {"Adopted a puppy named Biscuit", "Started a pottery class"}
+    assert all("time" in r["explain"] for r in hybrid["results"][:2])
+    none = await search(service, cube, query="What did Ann do?", config=only_time)
+    assert none["results"] == []
+
+
+async def test_as_of(service: Service) -> None:
+    cube = await make_cube(service, "asof")
+    await add(
+        service,
+        cube,
+        {
+            "content": "Ann lives in Paris",
+            "valid_from": "2020-01-01T00:00:00Z",
+            "valid_to": "2023-01-01T00:00:00Z",
+        },
+        {"content": "Ann lives in Berlin", "valid_from": "2023-01-01T00:00:00Z"},
+        {"content": "Ann lives in Rome", "valid_from": "2030-01-01T00:00:00Z"},
+    )
+    query = {"query": "Where does Ann live?", "config": ALL_CHANNELS}
+    everything = await search(service, cube, **query)
+    assert len(everything["results"]) == 3
+    # Now: Paris is no longer valid, Rome not yet.
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    now = await search(service, cube, **query, as_of=soon)
+    assert contents(now) == ["Ann lives in Berlin"]
+    # Every memory was created after this instant: nothing was known then.
+    past = await search(service, cube, **query, as_of="2021-06-01T00:00:00Z")
+    assert past["results"] == []
+
+
+async def test_filters_hold_in_every_channel(service: Service) -> None:
+    cube = await make_cube(service, "filters")
+    await add(
+        service,
+        cube,
+        dated("Bob bought a red bicycle", "2023-05-03T00:00:00Z", user_id="bob", tags=["t"]),
+        dated("Eve bought a red bicycle", "2023-05-03T00:00:00Z", user_id="eve", tags=["t"]),
+        dated("Bob sold his red bicycle", "2023-05-09T00:00:00Z", user_id="bob", kind="event"),
+    )
+    for filters, expected in [
+        ({"user_id": "bob"}, {"Bob bought a red bicycle", "Bob sold his red bicycle"}),
+        ({"tags": ["t"]}, {"Bob bought a red bicycle", "Eve bought a red bicycle"}),
+        ({"kinds": ["event"]}, {"Bob sold his red bicycle"}),
+    ]:
+        for channel in ("vector", "fulltext", "time"):
+            config = {channel: ALL_CHANNELS[channel]} | {
+                c: None for c in ("vector", "fulltext", "time") if c != channel
+            }
+            body = await search(
+                service, cube, query="red bicycle in May 2023", config=config, filters=filters
+            )
+            assert set(contents(body)) == expected, (channel, filters)
+
+
+async def test_exact_path_returns_true_nearest(service: Service, runtime: Any) -> None:
+    cube = await make_cube(service, "exact")
+    texts = [f"note {i}: {t}" for i, t in enumerate(FACTS * 5)]
+    await add(service, cube, *({"content": t} for t in texts))
+    query = "a dessert made with apples and spices"
+    vecs = runtime.embed_sync(texts)
+    q = runtime.embed_sync([query])[0]
+    expected = [texts[i] for i in np.argsort(-(vecs @ q), kind="stable")[:10]]
+    body = await search(service, cube, query=query, preset="fast", explain=True)
+    assert body["exact"] is True
+    assert contents(body)[0] == expected[0]
+    assert set(contents(body)) == set(expected)
+    scores = [r["explain"]["vector"]["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == pytest.approx(float(np.max(vecs @ q)), abs=1e-4)

@@ -1,0 +1,50 @@
+"""The second wall: even a query with no tenant filter sees only the caller's rows."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from memsvc.store.db import Database
+from tests.api.helpers import add, make_cube, new_tenant_key
+from tests.conftest import Service
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_unfiltered_queries_see_only_the_scoped_tenant(
+    service: Service, database_url: str
+) -> None:
+    cube_a = await make_cube(service, "a")
+    await add(service, cube_a, {"content": "tenant A memory"}, {"content": "another A memory"})
+    key_b = await new_tenant_key(service, "tenant-b")
+    cube_b = await make_cube(service, "b", key=key_b)
+    await add(service, cube_b, {"content": "tenant B memory"}, key=key_b)
+
+    db = Database.connect(database_url)
+    try:
+        assert await db.detect_rls()
+        async with db.transaction() as s:
+            tenants = dict(
+                (name, tid) for tid, name in (await s.execute(text("SELECT id, name FROM tenant")))
+            )
+            assert (await s.execute(text("SELECT count(*) FROM memory"))).scalar() == 3
+        async with db.tenant_transaction(tenants["tenant-b"]) as s:
+            rows = (await s.execute(text("SELECT content FROM memory"))).scalars().all()
+            assert rows == ["tenant B memory"]
+            assert (await s.execute(text("SELECT count(*) FROM memory_version"))).scalar() == 1
+            assert (await s.execute(text("SELECT name FROM tenant"))).scalars().all() == [
+                "tenant-b"
+            ]
+            assert (await s.execute(text("SELECT count(*) FROM cube"))).scalar() == 1
+        with pytest.raises(Exception, match="row-level security"):
+            async with db.tenant_transaction(tenants["tenant-b"]) as s:
+                await s.execute(
+                    text(
+                        "INSERT INTO cube (id, tenant_id, name, description, metadata) "
+                        "VALUES (gen_random_uuid(), :t, 'sneaky', '', '{}')"
+                    ),
+                    {"t": tenants["default"]},
+                )
+    finally:
+        await db.close()
