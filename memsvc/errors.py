@@ -10,7 +10,10 @@
     ├── PayloadTooLarge      413  content, batch or body over the limits
     ├── RateLimited          429
     ├── ServiceUnavailable   503  database or models not ready
-    └── ServerError          500  a bug; the message is generic, the detail logged
+    ├── ServerError          500  a bug; the message is generic, the detail logged
+    └── llm.errors.LLMError  502  the LLM provider failed (in jobs: retried, then parked)
+        ├── LLMUnavailable       503  no answer from the provider
+        └── LLMOutputInvalid     502  output failed validation after the retries
 
 The SDK raises the same classes, rebuilt from the wire shape.
 """

@@ -49,6 +49,7 @@ async def create_memories(
     cube_id: uuid.UUID,
     batch: MemoryBatchCreate,
     idempotency_key: str | None,
+    max_attempts: int = 5,
 ) -> MemoryList:
     """Create a batch atomically; a retried Idempotency-Key replays the first answer."""
     check_limits(batch, limits)
@@ -83,6 +84,7 @@ async def create_memories(
         items=items,
         change=store.Change(actor=principal.actor, change_kind="create", policy="explicit"),
         embedding_model=runtime.embedder.model_name,
+        max_attempts=max_attempts,
     )
     result = MemoryList(items=created)
     if idempotency_key is not None:

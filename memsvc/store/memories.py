@@ -182,6 +182,7 @@ async def create_many(
     change: Change,
     embedding_model: str,
     enqueue_enrichment: bool = True,
+    max_attempts: int = 5,
 ) -> list[MemoryRead]:
     """Insert memories, version 1, sources, provenance and enrichment jobs in one transaction."""
     now = datetime.now(UTC)
@@ -295,6 +296,7 @@ async def create_many(
             kind="enrich",
             payloads=[{"memory_id": str(r["id"])} for r in mem_rows],
             tenant_id=tenant_id,
+            max_attempts=max_attempts,
         )
     return reads
 

@@ -123,10 +123,13 @@ class Memory(Base):
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
-    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=True)
+    # Deferred: loading 384 floats per row is wasted on lists and results; the queries
+    # that need them (kNN, note construction) ask for them.
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), nullable=True, deferred=True)
     tsv: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed("to_tsvector('english'::regconfig, coalesce(index_text, ''))", persisted=True),
+        deferred=True,
     )
     idempotency_key: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = _now()

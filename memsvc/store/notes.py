@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Date, cast, func, literal, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from memsvc.store import memories
 from memsvc.store.models import Memory, MemorySource, MemoryVersion, Source
@@ -108,8 +109,10 @@ async def load_note(
     session: AsyncSession, *, tenant_id: uuid.UUID, memory_id: uuid.UUID, for_update: bool = False
 ) -> Note | None:
     """The note of a memory, or None when it is gone (absent or erased)."""
-    stmt = select(Memory).where(
-        Memory.id == memory_id, Memory.tenant_id == tenant_id, Memory.status != "erased"
+    stmt = (
+        select(Memory)
+        .options(undefer(Memory.embedding))
+        .where(Memory.id == memory_id, Memory.tenant_id == tenant_id, Memory.status != "erased")
     )
     if for_update:
         stmt = stmt.with_for_update()

@@ -44,6 +44,7 @@ async def create_memories(
         cube_id=cube.id,
         batch=body,
         idempotency_key=idempotency_key,
+        max_attempts=state.settings.jobs.max_attempts,
     )
 
 
