@@ -1,11 +1,20 @@
 """Load benchmark: batch ingest throughput and search latency at N memories, next to the
-raw embedder and raw pgvector kNN measured in the same run (and mem0 when importable).
+raw embedder and raw pgvector kNN measured in the same run, and mem0 on the same data.
 
     python bench/load.py --memories 10000 [--out OUT.json] [--ingest K] [--backend onnx]
+        [--mem0-python /tmp/mem0venv/bin/python] [--mem0-limit K]
 
 The first ``--ingest`` memories (default: all) go through the SDK's ``add_many``, which is
 the measured ingest; the rest, if any, are written straight into the memory table with
 real embeddings of their text, so search can be timed at N without hours of ingest.
+
+mem0 (``bench/mem0_side.py``) runs in a subprocess under ``--mem0-python`` (an interpreter
+with ``mem0ai``; a separate venv, see CONTRIBUTING.md) or under this one when ``mem0`` is
+importable here: its OSS ``Memory`` on this run's Postgres (own table), the same packaged
+MiniLM through its ``huggingface`` embedder, ``add(infer=False)`` one text at a time, then
+the same queries at concurrency 1 and 8. ``--mem0-limit K`` times only the first K adds
+and fills the rest through mem0's own embedder and vector store, so its search still runs
+over all N. Ratios: memsvc/mem0 ingest texts/s, mem0/memsvc search p50 and p95.
 """
 
 from __future__ import annotations
@@ -13,7 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -130,6 +142,15 @@ def main() -> None:
     ap.add_argument("--presets", default="fast,hybrid")
     ap.add_argument("--backend", default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--mem0-python",
+        default=None,
+        help="python with mem0ai installed (default: this one if mem0 imports, else skip)",
+    )
+    ap.add_argument(
+        "--mem0-limit", type=int, default=None, help="how many texts go through mem0's add()"
+    )
+    ap.add_argument("--mem0-torch-threads", type=int, default=0, help="0: torch's default")
     args = ap.parse_args()
     n = args.memories
     n_api = min(n, args.ingest if args.ingest is not None else n)
@@ -176,18 +197,100 @@ def main() -> None:
                     "qps": round(len(lat) / (sum(lat) / 1000 / conc), 1),
                 }
                 print(preset, conc, report[f"search_{preset}_c{conc}"], flush=True)
-        report["mem0"] = mem0_status()
+        mem0_py = mem0_python(args.mem0_python)
+        if mem0_py is None:
+            report["mem0"] = {"skipped": MEM0_SKIP}
+        else:
+            report["mem0"] = run_mem0(mem0_py, inst, texts, queries, args)
+            report["mem0"]["ratios"] = mem0_ratios(report, args.presets.split(","))
     print(json.dumps(report, indent=2))
+    print_comparison(report, args.presets.split(","))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def mem0_status() -> str:
+MEM0_SKIP = (
+    "mem0 comparison skipped: mem0ai is not importable here and no --mem0-python was given"
+    " (see CONTRIBUTING.md, Benchmarks)"
+)
+
+
+def mem0_python(arg: str | None) -> str | None:
+    """The interpreter to run bench/mem0_side.py with, or None to skip the comparison."""
+    if arg:
+        return arg
     try:
         import mem0  # noqa: F401
     except ImportError:
-        return "mem0ai not importable here: no comparison run"
-    return "mem0ai importable, comparison not implemented in this run"
+        print(MEM0_SKIP, flush=True)
+        return None
+    return sys.executable
+
+
+def run_mem0(
+    python: str, inst: Instance, texts: list[str], queries: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
+    side = Path(__file__).resolve().parent / "mem0_side.py"
+    with tempfile.TemporaryDirectory(prefix="mem0-data-") as tmp:
+        tpath, qpath = Path(tmp) / "texts.json", Path(tmp) / "queries.json"
+        tpath.write_text(json.dumps(texts))
+        qpath.write_text(json.dumps(queries))
+        cmd = [python, str(side), "--dsn", libpq(inst), "--texts", str(tpath)]
+        cmd += ["--queries", str(qpath), "--concurrency", "1,8"]
+        cmd += ["--torch-threads", str(args.mem0_torch_threads)]
+        if args.mem0_limit is not None:
+            cmd += ["--ingest", str(args.mem0_limit)]
+        print(f"mem0: running {side.name} under {python}", flush=True)
+        env = dict(os.environ, MEM0_TELEMETRY="False", HF_HUB_OFFLINE="1")
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        return {"error": f"mem0_side.py exited {proc.returncode} (its stderr is above)"}
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def mem0_ratios(report: dict[str, Any], presets: list[str]) -> dict[str, Any]:
+    """memsvc/mem0 ingest throughput (>1: memsvc faster); mem0/memsvc latency (>1: ditto)."""
+    m = report["mem0"]
+    ratios: dict[str, Any] = {
+        "ingest_memsvc_over_mem0": round(report["ingest_texts_per_s"] / m["ingest_texts_per_s"], 2)
+    }
+    for preset in presets:
+        for conc in (1, 8):
+            ours, theirs = report.get(f"search_{preset}_c{conc}"), m.get(f"search_c{conc}")
+            if not ours or not theirs:
+                continue
+            for q in ("p50_ms", "p95_ms"):
+                key = f"search_{q[:3]}_mem0_over_memsvc_{preset}_c{conc}"
+                ratios[key] = round(theirs[q] / ours[q], 2) if ours[q] else None
+    return ratios
+
+
+def print_comparison(report: dict[str, Any], presets: list[str]) -> None:
+    m = report.get("mem0", {})
+    if "ratios" not in m:
+        print(f"mem0: {m.get('skipped') or m.get('error')}")
+        return
+    r = m["ratios"]
+    n = report["memories"]
+    print(f"\nmemsvc vs mem0 {m['mem0_version']} at N={n} (same Postgres, MiniLM, texts, queries)")
+    print(
+        f"  ingest texts/s   memsvc {report['ingest_texts_per_s']:>8} "
+        f"(add_many, {report['ingested_via_api']} texts)   mem0 {m['ingest_texts_per_s']:>8} "
+        f"(add infer=False, {m['ingested_via_add']} texts)   "
+        f"memsvc/mem0 {r['ingest_memsvc_over_mem0']}x"
+    )
+    for preset in presets:
+        for conc in (1, 8):
+            ours, theirs = report.get(f"search_{preset}_c{conc}"), m.get(f"search_c{conc}")
+            if not ours or not theirs:
+                continue
+            print(
+                f"  search c{conc} {preset:<7} memsvc p50/p95 {ours['p50_ms']}/{ours['p95_ms']} ms"
+                f"   mem0 {theirs['p50_ms']}/{theirs['p95_ms']} ms   mem0/memsvc "
+                f"{r[f'search_p50_mem0_over_memsvc_{preset}_c{conc}']}x / "
+                f"{r[f'search_p95_mem0_over_memsvc_{preset}_c{conc}']}x"
+            )
 
 
 if __name__ == "__main__":
