@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 
@@ -15,6 +16,9 @@ from memsvc.store import cubes, idempotency
 from memsvc.store import memories as store
 from memsvc.store.indexing import build_index_text, placed_text, session_context
 from memsvc.store.tenants import Principal
+
+# Memories embedded per model call on the write path (matches the runtime's batch size).
+EMBED_CHUNK = 64
 
 
 def check_limits(batch: MemoryBatchCreate, limits: LimitSettings) -> None:
@@ -72,20 +76,30 @@ async def create_memories(
         build_index_text(m.content, tags=m.tags, sources=m.sources, context=ctx)
         for m, ctx in zip(batch.memories, contexts, strict=True)
     ]
-    vectors = await runtime.embed(own)
-    items = [
-        store.NewMemory(data=m, index_text=t, embedding=v)
-        for m, t, v in zip(batch.memories, texts, vectors, strict=True)
-    ]
-    created = await store.create_many(
-        session,
-        tenant_id=principal.tenant_id,
-        cube_id=cube_id,
-        items=items,
-        change=store.Change(actor=principal.actor, change_kind="create", policy="explicit"),
-        embedding_model=runtime.embedder.model_name,
-        max_attempts=max_attempts,
-    )
+    # Embed in chunks queued at once: while the model works on chunk i+1 (its own thread),
+    # chunk i is written to Postgres (another process), so the two overlap.
+    chunks = [range(i, min(i + EMBED_CHUNK, len(own))) for i in range(0, len(own), EMBED_CHUNK)]
+    pending = [asyncio.ensure_future(runtime.embed([own[i] for i in c])) for c in chunks]
+    created: list[MemoryRead] = []
+    try:
+        for chunk, fut in zip(chunks, pending, strict=True):
+            vectors = await fut
+            items = [
+                store.NewMemory(data=batch.memories[i], index_text=texts[i], embedding=v)
+                for i, v in zip(chunk, vectors, strict=True)
+            ]
+            created += await store.create_many(
+                session,
+                tenant_id=principal.tenant_id,
+                cube_id=cube_id,
+                items=items,
+                change=store.Change(actor=principal.actor, change_kind="create", policy="explicit"),
+                embedding_model=runtime.embedder.model_name,
+                max_attempts=max_attempts,
+            )
+    finally:
+        for fut in pending:
+            fut.cancel()
     result = MemoryList(items=created)
     if idempotency_key is not None:
         await idempotency.record(

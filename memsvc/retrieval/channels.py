@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,10 +32,21 @@ def tsquery_text(query: str) -> str | None:
     return " | ".join(words) if words else None
 
 
-async def count_upto(session: AsyncSession, base: Select[Any], limit: int) -> int:
-    """How many memories ``base`` selects, counting no further than ``limit``."""
-    sub = base.limit(limit).subquery()
-    return int((await session.execute(select(func.count()).select_from(sub))).scalar_one())
+@dataclass(frozen=True)
+class ScopeStats:
+    """How many memories a search's scope holds (up to a cap) and their mean BM25 length."""
+
+    n: int
+    avgdl: float
+
+
+async def scope_stats(session: AsyncSession, base: Select[Any], limit: int) -> ScopeStats:
+    """Count the scope no further than ``limit`` rows; average document length over them."""
+    sub = base.add_columns(Memory.tsv_len.label("dl")).limit(limit).subquery()
+    row = (
+        await session.execute(select(func.count(), func.coalesce(func.avg(sub.c.dl), 1.0)))
+    ).one()
+    return ScopeStats(n=int(row[0]), avgdl=max(float(row[1]), 1.0))
 
 
 async def vector_channel(
@@ -75,35 +87,31 @@ async def ts_rank_channel(
     return [(mid, float(r)) for mid, r in rows]
 
 
-async def bm25_channel(session: AsyncSession, base: Select[Any], query: str, depth: int) -> Ranked:
+async def bm25_channel(
+    session: AsyncSession, base: Select[Any], query: str, depth: int, stats: ScopeStats
+) -> Ranked:
     """Okapi BM25 over the scoped memories' tsvectors, computed in SQL.
 
-    Document frequencies and the average length come from the whole scope (one pass over
-    it), so this is for cubes below the exact-search threshold; term frequency is the
-    number of positions a lexeme has, length the number of distinct lexemes.
+    Only memories matching a query lexeme are read (GIN index); ``stats`` (scope size and
+    mean length) come from one cheap pass over a stored integer column. Term frequency is
+    the number of positions a lexeme has, length the number of distinct lexemes.
     """
     q = tsquery_text(query)
     if q is None:
         return []
     tsq = func.to_tsquery("english", q)
-    scope = base.add_columns(Memory.tsv.label("tsv")).cte("scope")
-    stats = select(
-        cast(func.count(), Float).label("n"),
-        cast(func.coalesce(func.avg(func.length(scope.c.tsv)), 1.0), Float).label("avgdl"),
-    ).cte("stats")
-    lex = func.unnest(scope.c.tsv).table_valued("lexeme", "positions").lateral("lex")
+    lex = func.unnest(Memory.tsv).table_valued("lexeme", "positions").lateral("lex")
     qlex = select(
         func.unnest(func.tsvector_to_array(func.to_tsvector("english", query)))
     ).scalar_subquery()
     hits = (
-        select(
-            scope.c.id.label("id"),
-            cast(func.length(scope.c.tsv), Float).label("dl"),
+        base.add_columns(
+            cast(Memory.tsv_len, Float).label("dl"),
             lex.c.lexeme.label("lexeme"),
             cast(func.coalesce(func.array_length(lex.c.positions, 1), 1), Float).label("tf"),
         )
-        .select_from(scope.join(lex, literal(True)))
-        .where(scope.c.tsv.op("@@")(tsq), lex.c.lexeme.in_(qlex))
+        .join(lex, literal(True))
+        .where(Memory.tsv.op("@@")(tsq), lex.c.lexeme.in_(qlex))
         .cte("hits")
     )
     df = (
@@ -111,12 +119,13 @@ async def bm25_channel(session: AsyncSession, base: Select[Any], query: str, dep
         .group_by(hits.c.lexeme)
         .cte("df")
     )
-    idf = func.ln(1 + (stats.c.n - df.c.df + 0.5) / (df.c.df + 0.5))
-    norm = BM25_K1 * (1 - BM25_B + BM25_B * hits.c.dl / stats.c.avgdl)
+    n = literal(float(stats.n), Float)
+    idf = func.ln(1 + (n - df.c.df + 0.5) / (df.c.df + 0.5))
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * hits.c.dl / literal(stats.avgdl, Float))
     score = func.sum(idf * hits.c.tf * (BM25_K1 + 1) / (hits.c.tf + norm)).label("s")
     stmt = (
         select(hits.c.id, score)
-        .select_from(hits.join(df, hits.c.lexeme == df.c.lexeme).join(stats, literal(True)))
+        .select_from(hits.join(df, hits.c.lexeme == df.c.lexeme))
         .group_by(hits.c.id)
         .order_by(score.desc(), hits.c.id)
         .limit(depth)

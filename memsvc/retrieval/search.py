@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.channels import (
     Ranked,
+    ScopeStats,
     bm25_channel,
-    count_upto,
+    scope_stats,
     time_channel,
     ts_rank_channel,
     tsquery_text,
@@ -145,6 +146,7 @@ async def _gather(
     request: SearchRequest,
     config: RetrievalConfig,
     query_vec: np.ndarray | None,
+    stats: ScopeStats,
     exact: bool,
     notes: list[str],
 ) -> Candidates:
@@ -156,7 +158,7 @@ async def _gather(
     if config.fulltext is not None:
         depth = config.fulltext.depth
         if config.lexical_scorer == "bm25" and exact:
-            ranked = await bm25_channel(session, base, request.query, depth)
+            ranked = await bm25_channel(session, base, request.query, depth, stats)
         else:
             if config.lexical_scorer == "bm25":
                 notes.append("cube above the exact-search threshold: full-text uses ts_rank_cd")
@@ -196,9 +198,10 @@ async def search(
         as_of=request.as_of,
     )
     # Small cubes are the common case: score every memory exactly below the threshold.
-    exact = await count_upto(session, base, exact_threshold + 1) <= exact_threshold
+    stats = await scope_stats(session, base, exact_threshold + 1)
+    exact = stats.n <= exact_threshold
     notes: list[str] = []
-    cands = await _gather(session, base, request, config, query_vec, exact, notes)
+    cands = await _gather(session, base, request, config, query_vec, stats, exact, notes)
     fused = await _with_signals(
         session, fuse(cands, config), config, request.as_of or datetime.now(UTC)
     )
