@@ -7,6 +7,7 @@ filters hold in all of them.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,27 @@ class ScopeStats:
 
     n: int
     avgdl: float
+
+
+_STATS_TTL_S = 30.0
+_stats_cache: dict[tuple[Any, ...], tuple[ScopeStats, float]] = {}
+
+
+async def cached_scope_stats(
+    session: AsyncSession, base: Select[Any], limit: int, *, key: tuple[Any, ...]
+) -> ScopeStats:
+    """``scope_stats`` remembered for a few seconds per scope (a pass over up to ``limit``
+    rows was the largest cost of a search); ``key`` must name the scope and its cube's
+    write generation, so this process's writes are seen at once."""
+    now = time.monotonic()
+    hit = _stats_cache.get(key)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    stats = await scope_stats(session, base, limit)
+    if len(_stats_cache) > 10_000:
+        _stats_cache.clear()
+    _stats_cache[key] = (stats, now + _STATS_TTL_S)
+    return stats
 
 
 async def scope_stats(session: AsyncSession, base: Select[Any], limit: int) -> ScopeStats:

@@ -19,7 +19,7 @@ from memsvc.retrieval.channels import (
     Ranked,
     ScopeStats,
     bm25_channel,
-    scope_stats,
+    cached_scope_stats,
     time_channel,
     ts_rank_channel,
     tsquery_text,
@@ -198,7 +198,15 @@ async def search(
         as_of=request.as_of,
     )
     # Small cubes are the common case: score every memory exactly below the threshold.
-    stats = await scope_stats(session, base, exact_threshold + 1)
+    scope_key = (
+        tenant_id,
+        cube_id,
+        store.cube_generation(cube_id),
+        request.filters.model_dump_json() if request.filters else None,
+        request.as_of,
+        exact_threshold,
+    )
+    stats = await cached_scope_stats(session, base, exact_threshold + 1, key=scope_key)
     exact = stats.n <= exact_threshold
     notes: list[str] = []
     cands = await _gather(session, base, request, config, query_vec, stats, exact, notes)

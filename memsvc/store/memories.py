@@ -49,6 +49,22 @@ _SNAPSHOT = [
 ]
 
 
+# Per-process write counters by cube: caches of cube-level statistics (search's scope
+# size) key on them, so this process's own writes invalidate at once; other processes'
+# writes within the caches' TTL.
+_cube_generation: dict[uuid.UUID, int] = defaultdict(int)
+
+
+def touch_cube(cube_id: uuid.UUID) -> None:
+    """Note that the cube's memories changed."""
+    _cube_generation[cube_id] += 1
+
+
+def cube_generation(cube_id: uuid.UUID) -> int:
+    """How many times this process changed the cube's memories."""
+    return _cube_generation[cube_id]
+
+
 @dataclass
 class NewMemory:
     """A validated create request with what the write path derived for it."""
@@ -286,6 +302,7 @@ async def create_many(
             )
         )
     await session.execute(insert(Memory), mem_rows)
+    touch_cube(cube_id)
     await session.execute(insert(MemoryVersion), ver_rows)
     if src_rows:
         await session.execute(insert(Source), src_rows)
@@ -433,6 +450,7 @@ async def set_status(
     mem = await load(session, tenant_id=tenant_id, memory_id=memory_id, for_update=True)
     if mem.status != status:
         mem.status = status
+        touch_cube(mem.cube_id)
         mem.version += 1
         mem.updated_at = datetime.now(UTC)
         await session.flush()
