@@ -6,6 +6,7 @@ filters hold in all of them.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -13,7 +14,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Float, Select, and_, cast, extract, false, func, literal, or_, select, text
+from sqlalchemy import (
+    Float,
+    Select,
+    Text,
+    and_,
+    cast,
+    column,
+    extract,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.timeparse import Period
@@ -25,6 +41,9 @@ _WORD = re.compile(r"[A-Za-z0-9]+")
 # BM25 parameters (Robertson & Zaragoza's usual defaults).
 BM25_K1 = 1.2
 BM25_B = 0.75
+# A lexeme in more than this share of the scope (and more than ``depth`` memories) is
+# common: memories holding only common lexemes are not scored (see bm25_channel).
+RARE_FRACTION = 0.05
 
 
 def tsquery_text(query: str) -> str | None:
@@ -114,46 +133,69 @@ async def bm25_channel(
 ) -> Ranked:
     """Okapi BM25 over the scoped memories' tsvectors, computed in SQL.
 
-    Only memories matching a query lexeme are read (GIN index); ``stats`` (scope size and
-    mean length) come from one cheap pass over a stored integer column. Term frequency is
-    the number of positions a lexeme has, length the number of distinct lexemes.
+    Document frequencies come from one GIN-driven pass over the memories matching any
+    query lexeme (no tsvector is unpacked for it). Only memories that contain a *rare*
+    lexeme are then scored (their tsvectors unpacked): a memory holding nothing but
+    common words ("went", a speaker's name) cannot outrank one with a rare query word
+    unless every lexeme is common, in which case all matches are scored. ``stats`` gives
+    the scope size and mean length; tf is the number of positions a lexeme has.
     """
     q = tsquery_text(query)
     if q is None:
         return []
+    lexemes = list(
+        (
+            await session.execute(
+                select(func.unnest(func.tsvector_to_array(func.to_tsvector("english", query))))
+            )
+        ).scalars()
+    )
+    if not lexemes:
+        return []
     tsq = func.to_tsquery("english", q)
-    lex = func.unnest(Memory.tsv).table_valued("lexeme", "positions").lateral("lex")
-    qlex = select(
-        func.unnest(func.tsvector_to_array(func.to_tsvector("english", query)))
-    ).scalar_subquery()
-    hits = (
-        base.add_columns(
-            cast(Memory.tsv_len, Float).label("dl"),
-            lex.c.lexeme.label("lexeme"),
-            cast(func.coalesce(func.array_length(lex.c.positions, 1), 1), Float).label("tf"),
+    matching = base.add_columns(Memory.tsv.label("tsv")).where(Memory.tsv.op("@@")(tsq)).subquery()
+    counts = (
+        await session.execute(
+            select(
+                *[func.count().filter(matching.c.tsv.op("@@")(_lexeme_query(lx))) for lx in lexemes]
+            )
         )
-        .join(lex, literal(True))
-        .where(Memory.tsv.op("@@")(tsq), lex.c.lexeme.in_(qlex))
-        .cte("hits")
+    ).one()
+    df = {lx: int(c) for lx, c in zip(lexemes, counts, strict=True) if c}
+    if not df:
+        return []
+    cutoff = max(depth, RARE_FRACTION * stats.n)
+    rare = [lx for lx, c in df.items() if c <= cutoff] or list(df)
+    candidates: Any = _lexeme_query(rare[0])
+    for lx in rare[1:]:
+        candidates = candidates.op("||")(_lexeme_query(lx))
+    n = float(max(stats.n, max(df.values())))
+    idf = {lx: math.log(1 + (n - c + 0.5) / (c + 0.5)) for lx, c in df.items()}
+    idf_table = values(column("lexeme", Text), column("idf", Float), name="idf").data(
+        list(idf.items())
     )
-    df = (
-        select(hits.c.lexeme, cast(func.count(), Float).label("df"))
-        .group_by(hits.c.lexeme)
-        .cte("df")
+    lex = func.unnest(Memory.tsv).table_valued("lexeme", "positions").lateral("lex")
+    tf = cast(func.coalesce(func.array_length(lex.c.positions, 1), 1), Float)
+    norm = BM25_K1 * (
+        1 - BM25_B + BM25_B * cast(Memory.tsv_len, Float) / literal(stats.avgdl, Float)
     )
-    n = literal(float(stats.n), Float)
-    idf = func.ln(1 + (n - df.c.df + 0.5) / (df.c.df + 0.5))
-    norm = BM25_K1 * (1 - BM25_B + BM25_B * hits.c.dl / literal(stats.avgdl, Float))
-    score = func.sum(idf * hits.c.tf * (BM25_K1 + 1) / (hits.c.tf + norm)).label("s")
+    score = func.sum(idf_table.c.idf * tf * (BM25_K1 + 1) / (tf + norm)).label("s")
     stmt = (
-        select(hits.c.id, score)
-        .select_from(hits.join(df, hits.c.lexeme == df.c.lexeme))
-        .group_by(hits.c.id)
-        .order_by(score.desc(), hits.c.id)
+        base.add_columns(score)
+        .join(lex, literal(True))
+        .join(idf_table, idf_table.c.lexeme == lex.c.lexeme)
+        .where(Memory.tsv.op("@@")(candidates))
+        .group_by(Memory.id)
+        .order_by(score.desc(), Memory.id)
         .limit(depth)
     )
     rows = await session.execute(stmt)
     return [(mid, float(s)) for mid, s in rows]
+
+
+def _lexeme_query(lexeme: str) -> Any:
+    """A tsquery for one already-stemmed lexeme (``simple``: no second stemming)."""
+    return func.plainto_tsquery("simple", lexeme)
 
 
 def _in_period(p: Period) -> Any:
