@@ -30,6 +30,7 @@ from sqlalchemy import (
     text,
     values,
 )
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.timeparse import Period
@@ -38,6 +39,8 @@ from memsvc.store.models import Memory
 Ranked = list[tuple[uuid.UUID, float]]
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
+# Lexemes safe to quote into a tsquery literal (others, e.g. URL parts, are skipped).
+_LEXEME = re.compile(r"\w+")
 # BM25 parameters (Robertson & Zaragoza's usual defaults).
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -150,6 +153,7 @@ async def bm25_channel(
             )
         ).scalars()
     )
+    lexemes = [lx for lx in lexemes if _LEXEME.fullmatch(lx)]
     if not lexemes:
         return []
     tsq = func.to_tsquery("english", q)
@@ -194,8 +198,9 @@ async def bm25_channel(
 
 
 def _lexeme_query(lexeme: str) -> Any:
-    """A tsquery for one already-stemmed lexeme (``simple``: no second stemming)."""
-    return func.plainto_tsquery("simple", lexeme)
+    """A constant tsquery for one already-stemmed lexeme (no second stemming, and a
+    constant the planner evaluates once rather than a function call per row)."""
+    return literal("'" + lexeme.replace("'", "''") + "'").cast(TSQUERY)
 
 
 def _in_period(p: Period) -> Any:
