@@ -33,7 +33,7 @@ from memsvc.errors import Conflict, NotFound
 from memsvc.schemas import JobCounts, JobPage, JobRead, JobsRead
 from memsvc.store.jobs import enqueue_many
 from memsvc.store.models import Job
-from memsvc.store.pagination import after_cursor, encode_cursor
+from memsvc.store.pagination import fetch_page
 
 __all__ = [
     "ClaimedJob",
@@ -295,10 +295,7 @@ async def get_all(
         stmt = stmt.where(Job.status == status)
     if kind is not None:
         stmt = stmt.where(Job.kind == kind)
-    stmt = after_cursor(stmt, Job.created_at, Job.id, cursor)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    page = rows[:limit]
-    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, nxt = await fetch_page(session, stmt, Job.created_at, Job.id, cursor=cursor, limit=limit)
     return JobPage(items=[_read(j) for j in page], next_cursor=nxt)
 
 

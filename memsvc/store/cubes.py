@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from memsvc.errors import Conflict, NotFound
 from memsvc.schemas import CubeCreate, CubePage, CubeRead, CubeUpdate
 from memsvc.store.models import Cube, Memory
-from memsvc.store.pagination import after_cursor, encode_cursor
+from memsvc.store.pagination import fetch_page
 
 
 def _read(cube: Cube, count: int) -> CubeRead:
@@ -91,11 +91,10 @@ async def get_all(
 ) -> CubePage:
     """The tenant's live cubes, oldest first, with memory counts."""
     stmt = select(Cube).where(Cube.tenant_id == tenant_id, Cube.deleted_at.is_(None))
-    stmt = after_cursor(stmt, Cube.created_at, Cube.id, cursor).limit(limit + 1)
-    rows = list((await session.execute(stmt)).scalars())
-    page = rows[:limit]
+    page, nxt = await fetch_page(
+        session, stmt, Cube.created_at, Cube.id, cursor=cursor, limit=limit
+    )
     counts = await _counts(session, [c.id for c in page])
-    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return CubePage(items=[_read(c, counts.get(c.id, 0)) for c in page], next_cursor=nxt)
 
 

@@ -22,7 +22,7 @@ from memsvc.errors import BadRequest, Conflict, NotFound
 from memsvc.schemas import SYMMETRIC_RELATIONS, LinkCreate, LinkPage, LinkRead
 from memsvc.store import memories
 from memsvc.store.models import Link, Memory
-from memsvc.store.pagination import after_cursor, encode_cursor
+from memsvc.store.pagination import fetch_page
 
 _LIVE_EDGE = ["source_id", "target_id", "relation"]
 # A literal, not a bound parameter: Postgres infers the partial unique index from it, and a
@@ -195,10 +195,9 @@ async def for_memory(
         or_(Link.source_id == memory_id, Link.target_id == memory_id),
         _live_between_visible(),
     )
-    stmt = after_cursor(stmt, Link.created_at, Link.id, cursor)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    page = rows[:limit]
-    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, nxt = await fetch_page(
+        session, stmt, Link.created_at, Link.id, cursor=cursor, limit=limit
+    )
     return LinkPage(items=[to_read(r) for r in page], next_cursor=nxt)
 
 

@@ -29,7 +29,7 @@ from memsvc.schemas import (
 from memsvc.store.indexing import occurred_at
 from memsvc.store.jobs import enqueue_many
 from memsvc.store.models import AuditLog, Memory, MemorySource, MemoryVersion, Source
-from memsvc.store.pagination import after_cursor, encode_cursor
+from memsvc.store.pagination import fetch_page
 
 # Columns copied from the current state into each version row.
 _SNAPSHOT = [
@@ -379,10 +379,9 @@ async def get_all(
 ) -> MemoryPage:
     """A page of the cube's memories, oldest first."""
     stmt = select(Memory).where(Memory.tenant_id == tenant_id, Memory.cube_id == cube_id)
-    stmt = after_cursor(_filtered(stmt, filters), Memory.created_at, Memory.id, cursor)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    page = rows[:limit]
-    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, nxt = await fetch_page(
+        session, _filtered(stmt, filters), Memory.created_at, Memory.id, cursor=cursor, limit=limit
+    )
     return MemoryPage(items=await read_many(session, page), next_cursor=nxt)
 
 
@@ -543,10 +542,9 @@ async def versions(
     stmt = select(MemoryVersion).where(
         MemoryVersion.memory_id == memory_id, MemoryVersion.tenant_id == tenant_id
     )
-    stmt = after_cursor(stmt, MemoryVersion.created_at, MemoryVersion.id, cursor)
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
-    page = rows[:limit]
-    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, nxt = await fetch_page(
+        session, stmt, MemoryVersion.created_at, MemoryVersion.id, cursor=cursor, limit=limit
+    )
     return MemoryVersionPage(items=[_version_read(v) for v in page], next_cursor=nxt)
 
 

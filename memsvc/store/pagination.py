@@ -6,9 +6,10 @@ import base64
 import json
 import uuid
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import BadRequest
 
@@ -40,3 +41,28 @@ def after_cursor(stmt: S, created_col: Any, id_col: Any, cursor: str | None) -> 
             key = int(row_id)
         stmt = stmt.where(or_(created_col > at, and_(created_col == at, id_col > key)))
     return stmt.order_by(created_col, id_col)
+
+
+class _Keyed(Protocol):
+    created_at: datetime
+    id: Any
+
+
+R = TypeVar("R", bound=_Keyed)
+
+
+async def fetch_page(
+    session: AsyncSession,
+    stmt: Select[R],
+    created_col: Any,
+    id_col: Any,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[R], str | None]:
+    """One page of ``stmt``'s rows after ``cursor``, and the cursor of the next (or None)."""
+    stmt = after_cursor(stmt, created_col, id_col, cursor).limit(limit + 1)
+    rows = list((await session.execute(stmt)).scalars())
+    page = rows[:limit]
+    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return page, nxt

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from memsvc.errors import Conflict, NotFound
 from memsvc.schemas import KeyCreated, KeyPage, KeyRead, TenantRead
 from memsvc.store.models import ApiKey, AuditLog, Tenant
-from memsvc.store.pagination import after_cursor, encode_cursor
+from memsvc.store.pagination import fetch_page
 
 KEY_PREFIX = "msk_"
 DEFAULT_TENANT = "default"
@@ -109,13 +109,10 @@ async def list_keys(
 ) -> KeyPage:
     """The tenant's keys (without secrets), oldest first."""
     stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id)
-    stmt = after_cursor(stmt, ApiKey.created_at, ApiKey.id, cursor).limit(limit + 1)
-    rows = list((await session.execute(stmt)).scalars())
-    items = [KeyRead.model_validate(r) for r in rows[:limit]]
-    nxt = (
-        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    page, nxt = await fetch_page(
+        session, stmt, ApiKey.created_at, ApiKey.id, cursor=cursor, limit=limit
     )
-    return KeyPage(items=items, next_cursor=nxt)
+    return KeyPage(items=[KeyRead.model_validate(r) for r in page], next_cursor=nxt)
 
 
 async def revoke_key(
