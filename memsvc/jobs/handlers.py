@@ -13,7 +13,7 @@ from memsvc.graph.builders import builder_for
 from memsvc.graph.enrich import enrich_memory
 from memsvc.jobs.queue import ClaimedJob
 from memsvc.llm import LLM, Usage
-from memsvc.store import notes
+from memsvc.store import ann, notes
 from memsvc.store.db import Database
 
 if TYPE_CHECKING:
@@ -76,6 +76,28 @@ async def enrich_dead(ctx: JobContext, job: ClaimedJob) -> None:
         )
 
 
+async def run_ann_index(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
+    """Promote a large cube to the HNSW index (see ``memsvc.store.ann``): mark the cube so
+    new memories are indexed as written, then flag the existing ones batch by batch (each
+    batch its own transaction, so a killed job resumes where it stopped)."""
+    if job.tenant_id is None:
+        raise ValueError("ann_index job has no tenant")
+    cube_id = uuid.UUID(str(job.payload["cube_id"]))
+    async with ctx.db.transaction() as s:
+        if not await ann.mark_cube(s, tenant_id=job.tenant_id, cube_id=cube_id):
+            return {"indexed": 0, "cube": "gone"}
+    total = 0
+    while True:
+        async with ctx.db.transaction() as s:
+            n = await ann.flag_batch(s, tenant_id=job.tenant_id, cube_id=cube_id)
+        total += n
+        if n == 0:
+            return {"indexed": total}
+
+
 def default_handlers() -> dict[str, JobHandler]:
     """The job kinds the service enqueues."""
-    return {"enrich": JobHandler(run=run_enrich, on_dead=enrich_dead)}
+    return {
+        "enrich": JobHandler(run=run_enrich, on_dead=enrich_dead),
+        ann.JOB_KIND: JobHandler(run=run_ann_index),
+    }

@@ -57,7 +57,7 @@ async def create_memories(
 ) -> MemoryList:
     """Create a batch atomically; a retried Idempotency-Key replays the first answer."""
     check_limits(batch, limits)
-    await cubes.require(session, tenant_id=principal.tenant_id, cube_id=cube_id)
+    cube = await cubes.require(session, tenant_id=principal.tenant_id, cube_id=cube_id)
     if idempotency_key is not None:
         replay = await idempotency.claim(
             session,
@@ -96,6 +96,7 @@ async def create_memories(
                 change=store.Change(actor=principal.actor, change_kind="create", policy="explicit"),
                 embedding_model=runtime.embedder.model_name,
                 max_attempts=max_attempts,
+                ann=cube.ann_indexed,
             )
     finally:
         for fut in pending:

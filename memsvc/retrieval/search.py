@@ -35,6 +35,7 @@ from memsvc.schemas import (
     SearchResponse,
     SearchResult,
 )
+from memsvc.store import ann
 from memsvc.store import memories as store
 from memsvc.store.models import Memory
 
@@ -51,6 +52,8 @@ class Candidates:
     """Per-channel rankings of memory ids: channel -> [(id, score)] best first."""
 
     by_channel: dict[str, Ranked] = field(default_factory=dict)
+    # Vector hits scored exactly because they are not in the HNSW index yet.
+    unindexed: int = 0
 
 
 def _scoped(
@@ -149,11 +152,12 @@ async def _gather(
     stats: ScopeStats,
     exact: bool,
     notes: list[str],
+    approximate: bool = False,
 ) -> Candidates:
     cands = Candidates()
     if config.vector is not None and query_vec is not None:
-        cands.by_channel["vector"] = await vector_channel(
-            session, base, query_vec, config.vector.depth, exact=exact
+        cands.by_channel["vector"], cands.unindexed = await vector_channel(
+            session, base, query_vec, config.vector.depth, approximate=approximate
         )
     if config.fulltext is not None:
         depth = config.fulltext.depth
@@ -209,7 +213,19 @@ async def search(
     stats = await cached_scope_stats(session, base, exact_threshold + 1, key=scope_key)
     exact = stats.n <= exact_threshold
     notes: list[str] = []
-    cands = await _gather(session, base, request, config, query_vec, stats, exact, notes)
+    approximate = False
+    if not exact and config.vector is not None:
+        # Large cube: HNSW once the cube is promoted; until then exact scores, and the
+        # promotion is queued (memsvc.store.ann).
+        approximate = await ann.is_indexed(session, cube_id)
+        if not approximate:
+            notes.append("cube above the exact-search threshold: its HNSW index is being built")
+            await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
+    cands = await _gather(
+        session, base, request, config, query_vec, stats, exact, notes, approximate
+    )
+    if approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
+        await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
     fused = await _with_signals(
         session, fuse(cands, config), config, request.as_of or datetime.now(UTC)
     )
@@ -245,7 +261,7 @@ async def search(
         results=results,
         preset=preset,
         reranked=reranked,
-        exact=exact and config.vector is not None,
+        exact=not approximate and config.vector is not None,
         notes=notes,
         took_ms=round(took, 2),
     )

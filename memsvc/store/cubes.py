@@ -72,12 +72,14 @@ class CubeRef:
 
     id: uuid.UUID
     name: str
+    # Its memories go into the HNSW index as they are written (``memsvc.store.ann``).
+    ann_indexed: bool = False
 
 
 async def require(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> CubeRef:
     """The caller's live cube or 404 — cheap enough for every write and search."""
     cube = await _load(session, tenant_id, cube_id)
-    return CubeRef(id=cube.id, name=cube.name)
+    return CubeRef(id=cube.id, name=cube.name, ann_indexed=cube.ann_indexed)
 
 
 async def get(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> CubeRead:

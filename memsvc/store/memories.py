@@ -199,8 +199,12 @@ async def create_many(
     embedding_model: str,
     enqueue_enrichment: bool = True,
     max_attempts: int = 5,
+    ann: bool = False,
 ) -> list[MemoryRead]:
-    """Insert memories, version 1, sources, provenance and enrichment jobs in one transaction."""
+    """Insert memories, version 1, sources, provenance and enrichment jobs in one transaction.
+
+    ``ann``: the cube is promoted, so the memories go into the HNSW index at once.
+    """
     now = datetime.now(UTC)
     mem_rows: list[dict[str, Any]] = []
     ver_rows: list[dict[str, Any]] = []
@@ -235,6 +239,7 @@ async def create_many(
             "occurred_at": occurred_at(d.sources) or d.valid_from,
             "version": 1,
             "embedding": item.embedding,
+            "ann": ann,
             "created_at": at,
             "updated_at": at,
         }

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -101,6 +102,9 @@ class Cube(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Whether the cube's memories go into the HNSW index (large cubes only; see
+    # ``memsvc.store.ann``). Set once by the promotion job, never cleared.
+    ann_indexed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
     __table_args__ = (
@@ -157,6 +161,8 @@ class Memory(Base):
         ),
         deferred=True,
     )
+    # In the HNSW index (only memories of ``Cube.ann_indexed`` cubes are).
+    ann: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     idempotency_key: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
@@ -165,11 +171,13 @@ class Memory(Base):
         Index("ix_memory_tsv", "tsv", postgresql_using="gin"),
         Index("ix_memory_tags", "tags", postgresql_using="gin"),
         Index(
-            "ix_memory_embedding_hnsw",
+            "ix_memory_embedding_ann",
             "embedding",
             postgresql_using="hnsw",
             postgresql_ops={"embedding": "vector_cosine_ops"},
+            postgresql_where=text("ann"),
         ),
+        Index("ix_memory_cube_unindexed", "cube_id", postgresql_where=text("NOT ann")),
     )
 
 

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Date, cast, func, literal, select, text, tuple_, update
+from sqlalchemy import Date, cast, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
-from memsvc.store import memories
+from memsvc.store import ann, memories
 from memsvc.store.models import Memory, MemorySource, MemoryVersion, Source
 
 # Fields enrichment and evolution may change; content never changes here.
@@ -174,10 +174,11 @@ async def candidates(
     )
     vector_ids: set[uuid.UUID] = set()
     if note.embedding is not None:
-        await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        dist = Memory.embedding.cosine_distance(note.embedding)
-        knn = select(Memory.id).where(*scope, Memory.embedding.is_not(None)).order_by(dist).limit(k)
-        vector_ids = set((await session.execute(knn)).scalars())
+        approximate = await ann.is_indexed(session, note.cube_id)
+        near, _ = await ann.nearest(
+            session, select(Memory.id).where(*scope), note.embedding, k, approximate=approximate
+        )
+        vector_ids = {mid for mid, _ in near}
     q = _tsquery(terms)
     text_ids: set[uuid.UUID] = set()
     if q is not None:

@@ -1,0 +1,134 @@
+"""Nearest neighbours, and the HNSW index only where it earns its keep.
+
+Most cubes are small, and below the exact-search threshold every memory is scored exactly
+(the DESIGN's small-cube rule), so an HNSW entry for their memories would never be read —
+yet inserting it was more than half of batch ingest's cost outside the model. The index is
+therefore partial (``WHERE ann``): a cube is *promoted* (``cube.ann_indexed``) the first
+time a search finds it above the threshold, by the ``ann_index`` job, which flags its
+memories in batches; memories written to a promoted cube are flagged as they are inserted.
+
+Approximate search is HNSW over the flagged memories **plus** exact scores for the cube's
+unflagged tail (memories written before or while the job ran; a partial b-tree finds
+them), so a memory is never missing from results while the index catches up.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Select, exists, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from memsvc.store.jobs import enqueue_many
+from memsvc.store.models import Cube, Job, Memory
+
+Ranked = list[tuple[uuid.UUID, float]]
+
+JOB_KIND = "ann_index"
+# Memories flagged per transaction by the promotion job (each commit makes progress
+# durable; a killed job resumes where the flags stop).
+PROMOTE_BATCH = 2_000
+# Unflagged tail hits of a promoted cube at which a search asks for another promotion
+# pass (stragglers: writes that raced the promotion; asks are throttled, see below).
+TAIL_REPROMOTE = 1
+# Per process: a cube's promotion is asked for at most once per this many seconds.
+_ASK_EVERY_S = 60.0
+_asked: dict[uuid.UUID, float] = {}
+
+
+async def is_indexed(session: AsyncSession, cube_id: uuid.UUID) -> bool:
+    """Whether the cube has been promoted to the HNSW index."""
+    row = await session.execute(select(Cube.ann_indexed).where(Cube.id == cube_id))
+    return bool(row.scalar())
+
+
+async def nearest(
+    session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int, *, approximate: bool
+) -> tuple[Ranked, int]:
+    """The ``depth`` memories of ``base`` closest to ``vec`` (cosine similarity, best first),
+    and how many of them came from the exactly-scored unindexed tail.
+
+    ``approximate`` (promoted cubes only): HNSW with iterative scan over flagged memories —
+    so filters that drop most neighbours still fill ``depth`` — merged with exact scores of
+    the tail. Otherwise every memory is scored (the ``+ 0`` hides the ordering from HNSW).
+    """
+    dist = Memory.embedding.cosine_distance(vec)
+    scoped = base.add_columns(dist.label("d")).where(Memory.embedding.is_not(None))
+    if not approximate:
+        rows = (await session.execute(scoped.order_by(dist + 0, Memory.id).limit(depth))).all()
+        return _ranked(rows), len(rows)
+    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, min(depth, 1000))}"))
+    indexed = (await session.execute(scoped.where(Memory.ann).order_by(dist).limit(depth))).all()
+    tail = (
+        await session.execute(scoped.where(~Memory.ann).order_by(dist + 0, Memory.id).limit(depth))
+    ).all()
+    return _ranked([*indexed, *tail])[:depth], len(tail)
+
+
+def _ranked(rows: Any) -> Ranked:
+    ranked = [(mid, 1.0 - float(d)) for mid, d in rows]
+    ranked.sort(key=lambda t: (-t[1], str(t[0])))
+    return ranked
+
+
+async def request_promotion(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID
+) -> bool:
+    """Queue the ``ann_index`` job for the cube in the caller's transaction, unless one is
+    pending or this process asked within the last minute; True when queued."""
+    now = time.monotonic()
+    if _asked.get(cube_id, 0.0) > now:
+        return False
+    _asked[cube_id] = now + _ASK_EVERY_S
+    pending = await session.execute(
+        select(
+            exists().where(
+                Job.tenant_id == tenant_id,
+                Job.kind == JOB_KIND,
+                Job.status.in_(("queued", "running")),
+                Job.payload["cube_id"].astext == str(cube_id),
+            )
+        )
+    )
+    if pending.scalar():
+        return False
+    await enqueue_many(
+        session, kind=JOB_KIND, payloads=[{"cube_id": str(cube_id)}], tenant_id=tenant_id
+    )
+    return True
+
+
+async def mark_cube(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> bool:
+    """Promote the cube: its new memories go into the index from now on. False if gone."""
+    res = await session.execute(
+        update(Cube)
+        .where(Cube.id == cube_id, Cube.tenant_id == tenant_id)
+        .values(ann_indexed=True)
+        .returning(Cube.id)
+    )
+    return res.scalar() is not None
+
+
+async def flag_batch(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID, limit: int = PROMOTE_BATCH
+) -> int:
+    """Put up to ``limit`` of the cube's unflagged memories into the index; how many.
+
+    Not a change of the memory (no version, ``updated_at`` kept): only where it is indexed.
+    Rows locked by a writer are skipped and picked up by a later pass.
+    """
+    todo = (
+        select(Memory.id)
+        .where(Memory.tenant_id == tenant_id, Memory.cube_id == cube_id, ~Memory.ann)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    res = await session.execute(
+        update(Memory).where(Memory.id.in_(todo)).values(ann=True).returning(Memory.id)
+    )
+    return len(res.all())

@@ -1,0 +1,170 @@
+"""The HNSW index holds only promoted (large) cubes: promotion by a job, the exact tail,
+writes to promoted cubes, and the planner using the partial index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+
+from memsvc.config import Settings
+from memsvc.store import ann
+from tests.api.helpers import add, make_cube
+from tests.conftest import Service
+from tests.graph.helpers import sql, worker_for
+
+pytestmark = pytest.mark.anyio
+
+THRESHOLD = 12
+TEXTS = [
+    f"{who} {what}"
+    for who in ("Caroline", "Melanie", "The team", "Grandma")
+    for what in (
+        "baked an apple pie with cinnamon",
+        "went hiking in the mountains",
+        "shipped the billing service",
+        "painted a sunrise over the lake",
+        "adopted a rescue dog",
+    )
+]
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Cubes above 12 memories count as large here (the default is 20,000)."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,  # type: ignore[arg-type]
+        print_admin_key=False,
+        exact_search_threshold=THRESHOLD,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_ask_throttle() -> None:
+    ann._asked.clear()
+
+
+async def search(svc: Service, cube: str, query: str) -> dict[str, Any]:
+    resp = await svc.client.post(
+        f"/v1/cubes/{cube}/search",
+        json={"query": query, "preset": "fast", "top_k": 5, "explain": True},
+        headers=svc.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def flags(url: str, cube: str) -> dict[str, bool]:
+    return {
+        c: bool(a)
+        for c, a in sql(url, "SELECT content, ann FROM memory WHERE cube_id = :c", c=cube)
+    }
+
+
+def ann_jobs(url: str, cube: str) -> list[str]:
+    rows = sql(
+        url,
+        "SELECT status FROM job WHERE kind = 'ann_index' AND payload->>'cube_id' = :c",
+        c=cube,
+    )
+    return [r[0] for r in rows]
+
+
+def expected_top(runtime: Any, texts: list[str], query: str, k: int) -> list[str]:
+    vecs = runtime.embed_sync(texts)
+    q = runtime.embed_sync([query])[0]
+    return [texts[i] for i in np.argsort(-(vecs @ q), kind="stable")[:k]]
+
+
+async def test_small_cube_never_enters_the_index(
+    service: Service, settings: Settings, database_url: str
+) -> None:
+    cube = await make_cube(service, "small")
+    await add(service, cube, *({"content": t} for t in TEXTS[:THRESHOLD]))
+    body = await search(service, cube, "apple pie")
+    assert body["exact"] is True and body["notes"] == []
+    assert not any(flags(database_url, cube).values())
+    assert ann_jobs(database_url, cube) == []
+
+
+async def test_large_cube_is_promoted_and_searched_through_the_index(
+    service: Service, runtime: Any, database_url: str
+) -> None:
+    cube = await make_cube(service, "large")
+    await add(service, cube, *({"content": t} for t in TEXTS))
+    query = "a dessert made with apples"
+    want = expected_top(runtime, TEXTS, query, 5)
+
+    # Above the threshold but not promoted: still exact, and the promotion is queued once.
+    first = await search(service, cube, query)
+    assert first["exact"] is True
+    assert first["notes"] == [
+        "cube above the exact-search threshold: its HNSW index is being built"
+    ]
+    assert [r["memory"]["content"] for r in first["results"]] == want
+    ann._asked.clear()
+    await search(service, cube, query)  # a pending job is not queued twice
+    assert ann_jobs(database_url, cube) == ["queued"]
+
+    assert await worker_for(service).run_until_idle() >= 1
+    assert ann_jobs(database_url, cube) == ["done"]
+    assert all(flags(database_url, cube).values())
+    assert sql(database_url, "SELECT ann_indexed FROM cube WHERE id = :c", c=cube)[0][0] is True
+
+    promoted = await search(service, cube, query)
+    assert promoted["exact"] is False and promoted["notes"] == []
+    assert [r["memory"]["content"] for r in promoted["results"]] == want
+
+    # New memories of a promoted cube are indexed as they are written.
+    (new,) = await add(service, cube, {"content": "Grandma baked apple strudel for dessert"})
+    assert flags(database_url, cube)["Grandma baked apple strudel for dessert"] is True
+    hits = await search(service, cube, "apple strudel dessert")
+    assert hits["results"][0]["memory"]["id"] == new["id"]
+
+
+async def test_unindexed_tail_is_scored_exactly_and_requeued(
+    service: Service, database_url: str
+) -> None:
+    cube = await make_cube(service, "tail")
+    await add(service, cube, *({"content": t} for t in TEXTS))
+    await search(service, cube, "anything")
+    await worker_for(service).run_until_idle()
+    # A write that raced the promotion: its memory is not in the index.
+    (late,) = await add(service, cube, {"content": "Melanie learned to play the violin"})
+    sql(database_url, "UPDATE memory SET ann = false WHERE id = :m", m=late["id"])
+    ann._asked.clear()
+
+    body = await search(service, cube, "who plays the violin?")
+    assert body["exact"] is False
+    assert body["results"][0]["memory"]["id"] == late["id"]
+    assert ann_jobs(database_url, cube) == ["done", "queued"]
+    await worker_for(service).run_until_idle()
+    assert flags(database_url, cube)["Melanie learned to play the violin"] is True
+
+
+async def test_planner_uses_the_partial_hnsw_index(service: Service, database_url: str) -> None:
+    cube = await make_cube(service, "plan")
+    await add(service, cube, *({"content": t} for t in TEXTS))
+    await search(service, cube, "anything")
+    await worker_for(service).run_until_idle()
+    vec = "[" + ",".join(["0.05"] * 384) + "]"
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            # Tiny table: make sorting unattractive so the planner shows it can use the index.
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            conn.execute(text("SET LOCAL enable_sort = off"))
+            plan = conn.execute(
+                text(
+                    "EXPLAIN SELECT id FROM memory WHERE cube_id = :c AND ann"
+                    " AND status = 'active' ORDER BY embedding <=> CAST(:v AS vector) LIMIT 5"
+                ),
+                {"c": cube, "v": vec},
+            ).scalars()
+            assert "ix_memory_embedding_ann" in "\n".join(plan)
+    finally:
+        engine.dispose()
