@@ -27,13 +27,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     values,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.timeparse import Period
+from memsvc.store import ann
 from memsvc.store.models import Memory
 
 Ranked = list[tuple[uuid.UUID, float]]
@@ -94,27 +94,11 @@ async def scope_stats(session: AsyncSession, base: Select[Any], limit: int) -> S
 
 
 async def vector_channel(
-    session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int, *, exact: bool
-) -> Ranked:
-    """Nearest memories by cosine similarity.
-
-    ``exact``: every candidate is scored (the ``+ 0`` hides the ordering from the HNSW
-    index), for small cubes. Otherwise HNSW with iterative scan, so filters that drop
-    most neighbours still fill ``depth``; relaxed order is re-sorted here.
-    """
-    dist = Memory.embedding.cosine_distance(vec)
-    stmt = base.add_columns(dist.label("d")).where(Memory.embedding.is_not(None))
-    if exact:
-        stmt = stmt.order_by(dist + 0, Memory.id)
-    else:
-        await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        ef = max(40, min(depth, 1000))
-        await session.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
-        stmt = stmt.order_by(dist)
-    rows = (await session.execute(stmt.limit(depth))).all()
-    ranked = [(mid, 1.0 - float(d)) for mid, d in rows]
-    ranked.sort(key=lambda t: (-t[1], str(t[0])))
-    return ranked
+    session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int, *, approximate: bool
+) -> tuple[Ranked, int]:
+    """Nearest memories by cosine similarity, and how many came from a promoted cube's
+    exactly-scored unindexed tail (see ``memsvc.store.ann.nearest``)."""
+    return await ann.nearest(session, base, vec, depth, approximate=approximate)
 
 
 async def ts_rank_channel(
