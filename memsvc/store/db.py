@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from memsvc.config import REPO_ROOT, Settings
+from memsvc.store.models import BINARY_VECTORS
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,27 @@ def migrate(url: str) -> None:
         engine.dispose()
 
 
+def binary_vectors(engine: AsyncEngine) -> None:
+    """Send embeddings to Postgres as binary pgvector values (4 bytes a dimension, no float
+    formatting or parsing): each new connection learns the ``vector`` type's oid once.
+    Only for engines used after migrations (the type comes with migration 0001)."""
+    from pgvector.psycopg.vector import VectorBinaryDumper
+    from psycopg.types import TypeInfo
+
+    async def register(conn: Any) -> None:
+        info = await TypeInfo.fetch(conn, "vector")
+        if info is None:
+            raise RuntimeError("the vector type is missing: are migrations applied?")
+        dumper = type("MemsvcVectorDumper", (VectorBinaryDumper,), {"oid": info.oid})
+        conn.adapters.register_dumper("numpy.ndarray", dumper)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.run_async(register)
+
+    setattr(engine.dialect, BINARY_VECTORS, True)
+
+
 TENANT_ROLE = "memsvc_tenant"
 
 
@@ -112,6 +134,7 @@ class Database:
     def connect(cls, url: str, *, server: Any = None, pool_size: int = 10) -> Database:
         """An engine for ``url`` (no I/O until first use)."""
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=1800)
+        binary_vectors(engine)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         return cls(url=url, engine=engine, sessions=sessions, server=server)
 

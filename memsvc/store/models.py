@@ -40,14 +40,27 @@ NAMING = {
 EMBEDDING_DIM = 384
 
 
+# Set on a dialect whose connections dump numpy arrays as binary pgvector values
+# (``memsvc.store.db.binary_vectors``); others get the text form.
+BINARY_VECTORS = "memsvc_binary_vectors"
+
+
 class FastVector(Vector):
-    """pgvector's column type with a cheaper text encoder: 9 significant digits round-trip a
-    float32 exactly, and printing them costs half of ``repr`` (vector encoding was the top
-    Python cost of batch ingest)."""
+    """pgvector's column type with cheaper parameter encoding: raw float32 bytes where the
+    connection has the binary dumper (the service's engine), else 9 significant digits
+    (round-trip a float32 exactly at half the cost of ``repr``). Vector encoding was the top
+    Python cost of batch ingest."""
 
     cache_ok = True
 
     def bind_processor(self, dialect: Any) -> Any:
+        if getattr(dialect, BINARY_VECTORS, False):
+
+            def raw(value: Any) -> np.ndarray | None:
+                return None if value is None else np.asarray(value, dtype=np.float32)
+
+            return raw
+
         def process(value: Any) -> str | None:
             if value is None:
                 return None
