@@ -59,6 +59,10 @@ class JobSettings(BaseModel):
     max_attempts: int = 5
     backoff_base_s: float = 2.0
     lock_timeout_s: float = 300.0
+    # Finished jobs are deleted this long after they finished (0 keeps them forever);
+    # dead letters stay until retried. Workers check every ``prune_every_s``.
+    done_retention_days: float = 7.0
+    prune_every_s: float = 600.0
 
 
 class Settings(BaseSettings):

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import Conflict, NotFound
@@ -254,6 +254,31 @@ async def requeue_stale(session: AsyncSession, *, lock_timeout_s: float) -> list
         for r in rows
         if r.status == "failed"
     ]
+
+
+# Finished jobs deleted per transaction by ``prune_done``.
+PRUNE_BATCH = 5_000
+
+
+async def prune_done(
+    session: AsyncSession, *, older_than_s: float, limit: int = PRUNE_BATCH
+) -> int:
+    """Delete up to ``limit`` jobs that finished more than ``older_than_s`` ago; how many.
+
+    Only ``done`` jobs: dead letters stay for operators, queued/running ones are work.
+    """
+    old = (
+        select(Job.id)
+        .where(
+            Job.status == "done",
+            Job.updated_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s),
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    res = await session.execute(delete(Job).where(Job.id.in_(old)).returning(Job.id))
+    return len(res.all())
 
 
 def _scope(stmt: Any, tenant_id: uuid.UUID | None) -> Any:

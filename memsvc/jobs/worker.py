@@ -82,6 +82,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_stale_check = 0.0
+        # Pruning waits one interval after start (several workers start together).
+        self._last_prune = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -129,6 +131,23 @@ class Worker:
             return False
         await self._run(claimed[0])
         return True
+
+    async def prune(self) -> int:
+        """Delete finished jobs past their retention (``jobs.done_retention_days``)."""
+        self._last_prune = time.monotonic()
+        days = self.settings.jobs.done_retention_days
+        if days <= 0:
+            return 0
+        total = 0
+        while True:
+            async with self.db.transaction() as s:
+                n = await queue.prune_done(s, older_than_s=days * 86400)
+            total += n
+            if n < queue.PRUNE_BATCH:
+                break
+        if total:
+            log.info("worker %s: pruned %d finished job(s)", self.worker_id, total)
+        return total
 
     async def requeue_stale(self) -> int:
         """Re-queue jobs of dead workers (lock older than ``lock_timeout_s``)."""
@@ -229,6 +248,8 @@ class Worker:
             try:
                 if time.monotonic() - self._last_stale_check >= stale_every:
                     await self.requeue_stale()
+                if time.monotonic() - self._last_prune >= self.settings.jobs.prune_every_s:
+                    await self.prune()
                 ran = await self.run_one()
             except Exception:
                 # Database down or similar: keep the worker alive and try again later.

@@ -175,3 +175,33 @@ async def test_unknown_kinds_are_left_for_workers_that_know_them(
     w = Worker(db, job_settings(settings), llm=None)
     assert await w.run_until_idle() == 0
     assert sql(database_url, "SELECT status FROM job") == [("queued",)]
+
+
+async def test_finished_jobs_are_pruned_after_their_retention(
+    database_url: str, settings: Settings, db: Database
+) -> None:
+    await enqueue(db, 3)
+    await enqueue(db, 1, kind="broken", max_attempts=1)
+
+    async def ok(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
+        return {}
+
+    async def boom(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
+        raise RuntimeError("always")
+
+    handlers = {"probe": JobHandler(ok), "broken": JobHandler(boom)}
+    w = Worker(db, job_settings(settings), llm=None, handlers=handlers)
+    assert await w.run_until_idle() == 4
+    await enqueue(db, 1, kind="later")  # queued, nobody runs it
+    sql(database_url, "UPDATE job SET updated_at = now() - interval '8 days' WHERE id <> 1")
+
+    keep_all = Worker(db, job_settings(settings, done_retention_days=0), llm=None, handlers={})
+    assert await keep_all.prune() == 0
+    # Job 1 finished just now; 2 and 3 eight days ago; the dead letter and the queued job stay.
+    assert await w.prune() == 2
+    rows = sql(database_url, "SELECT id, kind, status FROM job ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        (1, "probe", "done"),
+        (4, "broken", "failed"),
+        (5, "later", "queued"),
+    ]
