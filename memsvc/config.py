@@ -26,8 +26,10 @@ class ModelSettings(BaseModel):
     # Where exported ONNX models are cached (default: $XDG_CACHE_HOME/memsvc/onnx).
     cache_dir: Path | None = None
     batch_size: int = 64
-    # Concurrent requests wait at most this long to share one model batch.
-    batch_wait_ms: float = 2.0
+    # How long a request waits for others to share its model batch when the model is idle.
+    # 0: dispatch at once; requests arriving during a model call still share the next one.
+    # Measured here: single-query search p50 22-25 -> 20 ms; 8 concurrent clients: same qps.
+    batch_wait_ms: float = 0.0
 
 
 class LLMSettings(BaseModel):

@@ -72,7 +72,7 @@ class ModelRuntime:
         reranker: Reranker | None = None,
         *,
         batch_size: int = 64,
-        batch_wait_ms: float = 2.0,
+        batch_wait_ms: float = 0.0,
     ) -> None:
         self.embedder = embedder
         self.reranker = reranker

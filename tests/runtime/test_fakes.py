@@ -84,7 +84,7 @@ def test_fake_runtime_async_api() -> None:
             "reranker": "fake-reranker",
             "reranker_device": "cpu",
             "batch_size": 64,
-            "batch_wait_ms": 2.0,
+            "batch_wait_ms": 0.0,
         }
         report = rt.self_test(n=16)
         assert report["texts"] == 16
