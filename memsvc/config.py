@@ -9,7 +9,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The installed package; its _migrations/ and _prompts/ are the top-level migrations/ and
+# prompts/ (symlinks in the repository, copies in a wheel).
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
 PACKAGED_EMBEDDER = "packaged:all-MiniLM-L6-v2"
 
 

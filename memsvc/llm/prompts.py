@@ -16,9 +16,9 @@ from typing import Generic, TypeVar
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
-from memsvc.config import REPO_ROOT
+from memsvc.config import PACKAGE_DIR
 
-PROMPTS_DIR = REPO_ROOT / "prompts"
+PROMPTS_DIR = PACKAGE_DIR / "_prompts"
 
 C = TypeVar("C", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)

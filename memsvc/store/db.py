@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from memsvc.config import REPO_ROOT, Settings
+from memsvc.config import PACKAGE_DIR, Settings
 from memsvc.store.models import BINARY_VECTORS
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
+MIGRATIONS_DIR = PACKAGE_DIR / "_migrations"
 
 
 def sqlalchemy_url(url: str) -> str:
