@@ -17,6 +17,7 @@ import os
 import secrets
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +132,37 @@ def decode(key: bytes, value: str | None, *, now: float | None = None) -> WebSes
 def token_matches(expected: str, presented: str | None) -> bool:
     """Constant-time comparison of CSRF tokens; a missing token never matches."""
     return bool(presented) and hmac.compare_digest(expected.encode(), (presented or "").encode())
+
+
+class SignInThrottle:
+    """Failed sign-ins per client address in a sliding window (per process): after
+    ``max_failures`` within ``window_s`` the address is refused until the oldest ages out.
+    Keys are long random secrets, so this is against noise and log floods as much as
+    guessing; a success clears the address."""
+
+    def __init__(self, *, max_failures: int = 10, window_s: float = 300.0) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(client, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def wait_s(self, client: str) -> float:
+        """Seconds until ``client`` may try again (0: now)."""
+        now = time.monotonic()
+        times = self._recent(client, now)
+        if len(times) < self.max_failures:
+            return 0.0
+        return times[0] + self.window_s - now
+
+    def failed(self, client: str) -> None:
+        if len(self._failures) > 10_000:  # bounded memory under a flood of addresses
+            self._failures.clear()
+        self._recent(client, time.monotonic()).append(time.monotonic())
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)

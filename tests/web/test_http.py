@@ -47,6 +47,25 @@ async def test_pages_without_a_session_redirect_to_sign_in(service: Service) -> 
     assert (post.status_code, post.headers["location"]) == (303, "/admin/login")
 
 
+async def test_repeated_failed_sign_ins_are_throttled(service: Service) -> None:
+    form = await service.client.get("/admin/login")
+    token = csrf_of(form.text)
+    for _ in range(10):
+        bad = await service.client.post(
+            "/admin/login", data={"csrf": token, "key": "msk_000000000000_nope"}
+        )
+        assert bad.status_code == 401
+        token = csrf_of(bad.text)  # each form carries a fresh token
+    # The eleventh try is refused before the key is even checked — the right key too.
+    blocked = await service.client.post(
+        "/admin/login", data={"csrf": token, "key": service.admin_key}
+    )
+    assert blocked.status_code == 429
+    err = page_error(blocked)
+    assert err["code"] == "rate_limited" and 0 < err["detail"]["retry_after_s"] <= 300
+    assert "memsvc_admin=" not in blocked.headers.get("set-cookie", "")
+
+
 async def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_clears_it(
     service: Service,
 ) -> None:

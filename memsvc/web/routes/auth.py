@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from functools import lru_cache
 from pathlib import PurePosixPath
@@ -10,7 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
-from memsvc.errors import Forbidden, NotFound
+from memsvc.errors import Forbidden, NotFound, RateLimited
 from memsvc.store import tenants
 from memsvc.web import session as sessions
 from memsvc.web.deps import CSRF_MESSAGE, DbDep, FormDep, StateDep, read_form
@@ -81,9 +82,21 @@ async def login(request: Request, state: StateDep, db: DbDep) -> Response:
     expected = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
     if not expected or not sessions.token_matches(expected, form.get("csrf") or None):
         raise Forbidden(CSRF_MESSAGE, code="csrf_failed")
+    throttle: sessions.SignInThrottle = state.extras.setdefault(
+        "signin_throttle", sessions.SignInThrottle()
+    )
+    client = request.client.host if request.client else "unknown"
+    wait = throttle.wait_s(client)
+    if wait > 0:
+        raise RateLimited(
+            f"too many failed sign-ins; try again in {math.ceil(wait)} s",
+            detail={"retry_after_s": math.ceil(wait)},
+        )
     principal = await tenants.authenticate(db, raw_key=form.get("key").strip())
     if principal is None:
+        throttle.failed(client)
         return _login_page(request, status=401, error="invalid or revoked API key")
+    throttle.succeeded(client)
     tenant = await tenants.get_tenant(db, tenant_id=principal.tenant_id)
     value = sessions.encode(await sessions.signing_key(state), principal, tenant.name)
     resp = RedirectResponse(_safe_next(form.get("next")), status_code=303, headers=SECURITY_HEADERS)
