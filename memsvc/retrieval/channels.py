@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc.retrieval.lexicon import Lexicon, candidate_tsquery, thresholds
 from memsvc.retrieval.timeparse import Period
 from memsvc.store import ann
 from memsvc.store.models import Memory
@@ -47,6 +48,12 @@ BM25_B = 0.75
 # A lexeme in more than this share of the scope (and more than ``depth`` memories) is
 # common: memories holding only common lexemes are not scored (see bm25_channel).
 RARE_FRACTION = 0.05
+# With a lexicon (large scopes, see _bm25_large): about this many memories are scored per
+# result asked for, chosen by the idf of the (at most) CANDIDATE_LEXEMES rarest query
+# lexemes they hold. Measured on 10k/100k synthetic cubes (every word common): the top 10
+# are exact BM25's, the top 100 reach ~94-98% of its scores, at 8-20 ms instead of 60-430.
+CANDIDATES_PER_RESULT = 4
+CANDIDATE_LEXEMES = 6
 
 
 def tsquery_text(query: str) -> str | None:
@@ -116,7 +123,13 @@ async def ts_rank_channel(
 
 
 async def bm25_channel(
-    session: AsyncSession, base: Select[Any], query: str, depth: int, stats: ScopeStats
+    session: AsyncSession,
+    base: Select[Any],
+    query: str,
+    depth: int,
+    stats: ScopeStats,
+    *,
+    lexicon: Lexicon | None = None,
 ) -> Ranked:
     """Okapi BM25 over the scoped memories' tsvectors, computed in SQL.
 
@@ -126,22 +139,73 @@ async def bm25_channel(
     common words ("went", a speaker's name) cannot outrank one with a rare query word
     unless every lexeme is common, in which case all matches are scored. ``stats`` gives
     the scope size and mean length; tf is the number of positions a lexeme has.
+
+    With a ``lexicon`` (large scopes) the statistics come from it instead and only the
+    memories passing a "minimum should match" threshold are scored (``_bm25_large``).
     """
-    q = tsquery_text(query)
-    if q is None:
-        return []
-    lexemes = list(
-        (
-            await session.execute(
-                select(func.unnest(func.tsvector_to_array(func.to_tsvector("english", query))))
-            )
-        ).scalars()
-    )
-    lexemes = [lx for lx in lexemes if _LEXEME.fullmatch(lx)]
+    lexemes = await _query_lexemes(session, query)
     if not lexemes:
         return []
-    tsq = func.to_tsquery("english", q)
-    matching = base.add_columns(Memory.tsv.label("tsv")).where(Memory.tsv.op("@@")(tsq)).subquery()
+    if lexicon is not None:
+        return await _bm25_large(session, base, lexemes, depth, lexicon)
+    df = await _document_counts(session, base, lexemes)
+    if not df:
+        return []
+    cutoff = max(depth, RARE_FRACTION * stats.n)
+    rare = [lx for lx, c in df.items() if c <= cutoff] or list(df)
+    idf = _idf(df, stats.n)
+    return await _bm25_scores(session, base, idf, _any_of(rare), stats.avgdl, depth)
+
+
+async def _bm25_large(
+    session: AsyncSession, base: Select[Any], lexemes: list[str], depth: int, lex: Lexicon
+) -> Ranked:
+    """BM25 with common lexemes' frequencies from ``lex``, rare ones counted exactly, and
+    only memories whose matched lexemes' idf reach a threshold scored.
+
+    The threshold lets about ``CANDIDATES_PER_RESULT * depth`` memories through; when
+    fewer than ``depth`` of them come back (the sample misjudged), it is relaxed, down to
+    scoring every match.
+    """
+    df = {lx: lex.df[lx] for lx in lexemes if lx in lex.df}
+    rare = [lx for lx in lexemes if lx not in df]
+    if rare:
+        df |= await _document_counts(session, base, rare)
+    if not df:
+        return []
+    idf = _idf(df, lex.n)
+    heavy = dict(sorted(idf.items(), key=lambda kv: (-kv[1], kv[0]))[:CANDIDATE_LEXEMES])
+    ranked: Ranked = []
+    for theta in thresholds(lex, heavy, CANDIDATES_PER_RESULT * depth):
+        tsq = candidate_tsquery(heavy, theta)
+        candidates: Any = literal(tsq).cast(TSQUERY) if tsq else _any_of(list(idf))
+        ranked = await _bm25_scores(session, base, idf, candidates, lex.avgdl, depth)
+        if len(ranked) >= depth or tsq is None:
+            break
+    return ranked
+
+
+async def _query_lexemes(session: AsyncSession, query: str) -> list[str]:
+    """The query's distinct lexemes as the index stems them (plain words only)."""
+    if tsquery_text(query) is None:
+        return []
+    lexemes = (
+        await session.execute(
+            select(func.unnest(func.tsvector_to_array(func.to_tsvector("english", query))))
+        )
+    ).scalars()
+    return [lx for lx in lexemes if _LEXEME.fullmatch(lx)]
+
+
+async def _document_counts(
+    session: AsyncSession, base: Select[Any], lexemes: list[str]
+) -> dict[str, int]:
+    """How many scoped memories hold each lexeme (absent: none), in one GIN-driven pass."""
+    matching = (
+        base.add_columns(Memory.tsv.label("tsv"))
+        .where(Memory.tsv.op("@@")(_any_of(lexemes)))
+        .subquery()
+    )
     counts = (
         await session.execute(
             select(
@@ -149,24 +213,30 @@ async def bm25_channel(
             )
         )
     ).one()
-    df = {lx: int(c) for lx, c in zip(lexemes, counts, strict=True) if c}
-    if not df:
-        return []
-    cutoff = max(depth, RARE_FRACTION * stats.n)
-    rare = [lx for lx, c in df.items() if c <= cutoff] or list(df)
-    candidates: Any = _lexeme_query(rare[0])
-    for lx in rare[1:]:
-        candidates = candidates.op("||")(_lexeme_query(lx))
-    n = float(max(stats.n, max(df.values())))
-    idf = {lx: math.log(1 + (n - c + 0.5) / (c + 0.5)) for lx, c in df.items()}
+    return {lx: int(c) for lx, c in zip(lexemes, counts, strict=True) if c}
+
+
+def _idf(df: dict[str, int], n: int) -> dict[str, float]:
+    """Robertson-Sparck Jones idf, never negative (n is at least the largest count)."""
+    total = float(max(n, max(df.values())))
+    return {lx: math.log(1 + (total - c + 0.5) / (c + 0.5)) for lx, c in df.items()}
+
+
+async def _bm25_scores(
+    session: AsyncSession,
+    base: Select[Any],
+    idf: dict[str, float],
+    candidates: Any,
+    avgdl: float,
+    depth: int,
+) -> Ranked:
+    """The ``depth`` best BM25 scores among scoped memories matching ``candidates``."""
     idf_table = values(column("lexeme", Text), column("idf", Float), name="idf").data(
         list(idf.items())
     )
     lex = func.unnest(Memory.tsv).table_valued("lexeme", "positions").lateral("lex")
     tf = cast(func.coalesce(func.array_length(lex.c.positions, 1), 1), Float)
-    norm = BM25_K1 * (
-        1 - BM25_B + BM25_B * cast(Memory.tsv_len, Float) / literal(stats.avgdl, Float)
-    )
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * cast(Memory.tsv_len, Float) / literal(avgdl, Float))
     score = func.sum(idf_table.c.idf * tf * (BM25_K1 + 1) / (tf + norm)).label("s")
     stmt = (
         base.add_columns(score)
@@ -179,6 +249,14 @@ async def bm25_channel(
     )
     rows = await session.execute(stmt)
     return [(mid, float(s)) for mid, s in rows]
+
+
+def _any_of(lexemes: list[str]) -> Any:
+    """A constant tsquery matching any of the (already stemmed) lexemes."""
+    query: Any = _lexeme_query(lexemes[0])
+    for lx in lexemes[1:]:
+        query = query.op("||")(_lexeme_query(lx))
+    return query
 
 
 def _lexeme_query(lexeme: str) -> Any:

@@ -26,6 +26,7 @@ from memsvc.retrieval.channels import (
     vector_channel,
 )
 from memsvc.retrieval.graph_channel import graph_channel
+from memsvc.retrieval.lexicon import LEXICON_MIN_SCOPE, cached_lexicon
 from memsvc.retrieval.timeparse import parse_periods
 from memsvc.schemas import (
     ChannelHit,
@@ -143,6 +144,35 @@ def explain(cands: Candidates, mid: uuid.UUID) -> dict[str, ChannelHit]:
     return out
 
 
+async def _fulltext(
+    session: AsyncSession,
+    base: Select[Any],
+    request: SearchRequest,
+    config: RetrievalConfig,
+    stats: ScopeStats,
+    exact: bool,
+    notes: list[str],
+) -> Ranked:
+    """The lexical channel: BM25, with a cached lexicon on large scopes (``stats`` counts
+    only up to the exact threshold, so above it the lexicon's size is the true one).
+
+    ``as_of`` scopes are not cached (each instant is its own scope): exact BM25 below the
+    threshold, ts_rank_cd above it.
+    """
+    assert config.fulltext is not None
+    depth = config.fulltext.depth
+    if config.lexical_scorer == "ts_rank":
+        return await ts_rank_channel(session, base, request.query, depth)
+    large = stats.n > LEXICON_MIN_SCOPE or not exact
+    if large and request.as_of is None:
+        lexicon = await cached_lexicon(session, base)
+        return await bm25_channel(session, base, request.query, depth, stats, lexicon=lexicon)
+    if exact:
+        return await bm25_channel(session, base, request.query, depth, stats)
+    notes.append("as_of search above the exact-search threshold: full-text uses ts_rank_cd")
+    return await ts_rank_channel(session, base, request.query, depth)
+
+
 async def _gather(
     session: AsyncSession,
     base: Select[Any],
@@ -160,14 +190,9 @@ async def _gather(
             session, base, query_vec, config.vector.depth, approximate=approximate
         )
     if config.fulltext is not None:
-        depth = config.fulltext.depth
-        if config.lexical_scorer == "bm25" and exact:
-            ranked = await bm25_channel(session, base, request.query, depth, stats)
-        else:
-            if config.lexical_scorer == "bm25":
-                notes.append("cube above the exact-search threshold: full-text uses ts_rank_cd")
-            ranked = await ts_rank_channel(session, base, request.query, depth)
-        cands.by_channel["fulltext"] = ranked
+        cands.by_channel["fulltext"] = await _fulltext(
+            session, base, request, config, stats, exact, notes
+        )
     if config.time is not None:
         periods = parse_periods(request.query, now=request.as_of)
         if periods:

@@ -1,0 +1,192 @@
+"""BM25 on large scopes: the cached lexicon, "minimum should match" candidates, and the
+channel giving exact BM25's results through them (real Postgres)."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from memsvc.config import Settings
+from memsvc.retrieval import lexicon as lx
+from memsvc.retrieval.channels import bm25_channel, scope_stats
+from memsvc.retrieval.search import _scoped
+from memsvc.schemas import SearchFilters
+from memsvc.store.models import Memory
+from tests.api.helpers import add, make_cube
+from tests.conftest import Service
+
+pytestmark = pytest.mark.anyio
+
+WEIGHTS = {"alpha": 3.0, "beta": 2.0, "gamma": 1.5, "delta": 1.0}
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Cubes above 3 memories count as large: the lexicon path serves full-text."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,  # type: ignore[arg-type]
+        print_admin_key=False,
+        exact_search_threshold=3,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    lx.clear_cache()
+
+
+@pytest.fixture()
+async def session(database_url: str) -> AsyncIterator[AsyncSession]:
+    engine = create_async_engine(database_url)
+    async with AsyncSession(engine) as s:
+        yield s
+    await engine.dispose()
+
+
+@pytest.mark.parametrize("theta", [1.0, 2.5, 3.5, 5.0, 7.5])
+def test_candidate_tsquery_is_the_weight_threshold(database_url: str, theta: float) -> None:
+    query = lx.candidate_tsquery(WEIGHTS, theta)
+    assert query is not None
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        for k in range(1, len(WEIGHTS) + 1):
+            for words in itertools.combinations(WEIGHTS, k):
+                doc = " ".join(words)
+                hit = conn.execute(
+                    text("SELECT CAST(:d AS tsvector) @@ CAST(:q AS tsquery)"),
+                    {"d": doc, "q": query},
+                ).scalar_one()
+                assert hit == (sum(WEIGHTS[w] for w in words) >= theta), (doc, query)
+    engine.dispose()
+
+
+def test_candidate_tsquery_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert lx.candidate_tsquery(WEIGHTS, 0.0) is None
+    assert lx.candidate_tsquery(WEIGHTS, 99.0) is None
+    monkeypatch.setattr(lx, "MAX_LEAVES", 3)
+    assert lx.candidate_tsquery(WEIGHTS, 3.5) is None
+
+
+def test_thresholds_from_the_sample() -> None:
+    lex = lx.Lexicon(
+        n=100,
+        avgdl=3.0,
+        min_df=2,
+        df={},
+        sample_size=10,
+        sample={
+            "a": np.array([0, 1, 2], dtype=np.int32),
+            "b": np.array([0, 1, 3, 4, 5, 6, 7, 8], dtype=np.int32),
+        },
+    )
+    weights = {"a": 2.0, "b": 1.0, "unseen": 5.0}
+    # Sample sums: 3, 3, 2, then six 1s; each sampled memory stands for ten.
+    assert lx.thresholds(lex, weights, 20) == [3.0, 1.0, 0.0]
+    assert lx.thresholds(lex, weights, 50) == [1.0, 0.0]
+    assert lx.thresholds(lex, weights, 200) == [0.0]
+
+
+DOCS = [
+    *(f"alpha beta gamma note {i}" for i in range(6)),
+    *(f"alpha beta memo {i}" for i in range(6)),
+    *(f"alpha entry {i}" for i in range(6)),
+    "gamma delta epsilon",
+    "delta epsilon zeta",
+    "unrelated words only",
+]
+
+
+async def _cube(service: Service, session: AsyncSession, docs: list[dict[str, Any]]) -> Any:
+    cube = await make_cube(service, f"lex-{uuid.uuid4().hex[:6]}")
+    await add(service, cube, *docs)
+    tenant = (
+        await session.execute(text("SELECT tenant_id FROM cube WHERE id = :c"), {"c": cube})
+    ).scalar_one()
+    return tenant, uuid.UUID(cube)
+
+
+def _base(tenant: Any, cube: uuid.UUID, filters: SearchFilters | None = None) -> Any:
+    return _scoped(select(Memory.id), tenant_id=tenant, cube_id=cube, filters=filters, as_of=None)
+
+
+async def test_lexicon_counts_like_ts_stat(service: Service, session: AsyncSession) -> None:
+    tenant, cube = await _cube(service, session, [{"content": d} for d in DOCS])
+    lex = await lx.lexicon(session, _base(tenant, cube))
+    stat = await session.execute(
+        text(
+            "SELECT word, ndoc FROM ts_stat("
+            f"'SELECT tsv FROM memory WHERE cube_id = ''{cube}''') WHERE ndoc >= 2"
+        )
+    )
+    assert lex.n == len(DOCS) and lex.min_df == 2
+    assert lex.df == dict(stat.all())
+    assert lex.sample_size == len(DOCS)
+    assert len(lex.sample["alpha"]) == 18 and len(lex.sample["zeta"]) == 1
+
+
+@pytest.mark.parametrize("depth", [50, 2])
+async def test_large_path_returns_exact_bm25(
+    service: Service, session: AsyncSession, depth: int
+) -> None:
+    tenant, cube = await _cube(service, session, [{"content": d} for d in DOCS])
+    base = _base(tenant, cube)
+    stats = await scope_stats(session, base, 10_000)
+    lex = await lx.lexicon(session, base)
+    for query in ("alpha beta gamma", "gamma delta", "epsilon alpha", "zeta"):
+        exact = await bm25_channel(session, base, query, depth, stats)
+        large = await bm25_channel(session, base, query, depth, stats, lexicon=lex)
+        assert [(m, round(s, 9)) for m, s in large] == [(m, round(s, 9)) for m, s in exact]
+
+
+async def test_threshold_relaxes_when_the_sample_misleads(
+    service: Service, session: AsyncSession
+) -> None:
+    """A lexicon of the whole cube says many memories hold all three words; the scope
+    (one user's memories) holds none: the threshold relaxes to every match."""
+    docs = [{"content": f"alpha beta gamma note {i}"} for i in range(40)]
+    docs += [{"content": f"alpha entry {i}", "user_id": "u2"} for i in range(3)]
+    docs += [{"content": "gamma on its own", "user_id": "u2"}]
+    tenant, cube = await _cube(service, session, docs)
+    lex = await lx.lexicon(session, _base(tenant, cube))
+    assert lx.thresholds(lex, {"alpha": 1.0, "beta": 1.0, "gamma": 1.0}, 16) == [3.0, 0.0]
+    scope = _base(tenant, cube, SearchFilters(user_id="u2"))
+    stats = await scope_stats(session, scope, 10_000)
+    ranked = await bm25_channel(session, scope, "alpha beta gamma", 4, stats, lexicon=lex)
+    contents = (
+        await session.execute(select(Memory.content).where(Memory.id.in_([m for m, _ in ranked])))
+    ).scalars()
+    assert sorted(contents) == [
+        "alpha entry 0",
+        "alpha entry 1",
+        "alpha entry 2",
+        "gamma on its own",
+    ]
+
+
+async def test_bm25_above_the_exact_threshold(service: Service, session: AsyncSession) -> None:
+    """Above the threshold the API's full-text scores are BM25's (no ts_rank_cd note)."""
+    tenant, cube = await _cube(service, session, [{"content": d} for d in DOCS])
+    config = {"vector": None, "fulltext": {"weight": 1, "depth": 10}}
+    resp = await service.client.post(
+        f"/v1/cubes/{cube}/search",
+        json={"query": "gamma delta", "config": config, "explain": True, "top_k": 10},
+        headers=service.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["notes"] == []
+    got = [(r["memory"]["id"], r["explain"]["fulltext"]["score"]) for r in body["results"]]
+    base = _base(tenant, cube)
+    exact = await bm25_channel(
+        session, base, "gamma delta", 10, await scope_stats(session, base, 10_000)
+    )
+    assert [(m, pytest.approx(s)) for m, s in got] == [(str(m), s) for m, s in exact]
