@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,18 +78,28 @@ async def create_memories(
         for m, ctx in zip(batch.memories, contexts, strict=True)
     ]
     # Embed in chunks queued at once: while the model works on chunk i+1 (its own thread),
-    # chunk i is written to Postgres (another process), so the two overlap.
-    chunks = [range(i, min(i + EMBED_CHUNK, len(own))) for i in range(0, len(own), EMBED_CHUNK)]
+    # chunk i is written to Postgres (another process), so the two overlap. Chunks are cut
+    # from the batch sorted by length, as the embedder sorts one large call: similar
+    # lengths pad less (measured up to ~15% more texts/s than chunks in request order).
+    # Timestamps follow the request order, so listing order is unaffected.
+    now = datetime.now(UTC)
+    by_length = sorted(range(len(own)), key=lambda i: -len(own[i]))
+    chunks = [by_length[i : i + EMBED_CHUNK] for i in range(0, len(own), EMBED_CHUNK)]
     pending = [asyncio.ensure_future(runtime.embed([own[i] for i in c])) for c in chunks]
-    created: list[MemoryRead] = []
+    created: list[MemoryRead | None] = [None] * len(own)
     try:
         for chunk, fut in zip(chunks, pending, strict=True):
             vectors = await fut
             items = [
-                store.NewMemory(data=batch.memories[i], index_text=texts[i], embedding=v)
+                store.NewMemory(
+                    data=batch.memories[i],
+                    index_text=texts[i],
+                    embedding=v,
+                    created_at=now + timedelta(microseconds=i),
+                )
                 for i, v in zip(chunk, vectors, strict=True)
             ]
-            created += await store.create_many(
+            reads = await store.create_many(
                 session,
                 tenant_id=principal.tenant_id,
                 cube_id=cube_id,
@@ -98,10 +109,14 @@ async def create_memories(
                 max_attempts=max_attempts,
                 ann=cube.ann_indexed,
             )
+            for i, read in zip(chunk, reads, strict=True):
+                created[i] = read
     finally:
         for fut in pending:
             fut.cancel()
-    result = MemoryList(items=created)
+    if any(r is None for r in created):  # every chunk wrote its memories or raised
+        raise RuntimeError("a memory of the batch was not written")
+    result = MemoryList(items=[r for r in created if r is not None])
     if idempotency_key is not None:
         await idempotency.record(
             session,

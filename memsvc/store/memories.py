@@ -72,6 +72,8 @@ class NewMemory:
     data: MemoryCreate
     index_text: str
     embedding: np.ndarray
+    # When it was learned; default: the batch's time plus its position in the batch.
+    created_at: datetime | None = None
 
 
 @dataclass
@@ -215,7 +217,7 @@ async def create_many(
         d = item.data
         mid = uuid.uuid4()
         # Distinct timestamps keep list order equal to insertion order within a batch.
-        at = now + timedelta(microseconds=i)
+        at = item.created_at or now + timedelta(microseconds=i)
         row: dict[str, Any] = {
             "id": mid,
             "tenant_id": tenant_id,

@@ -331,3 +331,27 @@ async def test_search_filters_and_explain(service: Service) -> None:
     assert [r["memory"]["user_id"] for r in results] == ["gina"]
     assert set(results[0]["explain"]) == {"vector", "fulltext"}
     assert results[0]["explain"]["vector"]["rank"] == 1
+
+
+async def test_batch_keeps_request_order_whatever_the_lengths(service: Service) -> None:
+    # The write path embeds longest-first; answers and listing must keep the request order.
+    cube = await make_cube(service)
+    contents = [f"m{i} " + "word " * ((i * 37) % 50) for i in range(150)]
+    created = await add(service, cube, *({"content": c} for c in contents))
+    assert [m["content"] for m in created] == contents
+    stamps = [m["created_at"] for m in created]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    listed = await service.client.get(
+        f"/v1/cubes/{cube}/memories", params={"limit": 200}, headers=service.auth()
+    )
+    assert [m["content"] for m in listed.json()["items"]] == contents
+    # Each memory got its own embedding (a mix-up across chunks would show here).
+    for c in (contents[3], contents[77], contents[149]):
+        body = (
+            await service.client.post(
+                f"/v1/cubes/{cube}/search",
+                json={"query": c, "preset": "fast", "top_k": 1},
+                headers=service.auth(),
+            )
+        ).json()
+        assert body["results"][0]["memory"]["content"] == c
