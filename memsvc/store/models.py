@@ -181,8 +181,16 @@ class Memory(Base):
     updated_at: Mapped[datetime] = _now()
     __table_args__ = (
         Index("ix_memory_cube_created", "cube_id", "created_at", "id"),
-        Index("ix_memory_tsv", "tsv", postgresql_using="gin"),
+        Index(
+            "ix_memory_tsv", "tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}
+        ),
         Index("ix_memory_tags", "tags", postgresql_using="gin"),
+        Index(
+            "ix_memory_cube_occurred",
+            "cube_id",
+            "occurred_at",
+            postgresql_where=text("occurred_at IS NOT NULL"),
+        ),
         Index(
             "ix_memory_embedding_ann",
             "embedding",
