@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, exists, select, text, update
+from sqlalchemy import Select, exists, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.store.jobs import enqueue_many
@@ -37,12 +37,25 @@ TAIL_REPROMOTE = 1
 # Per process: a cube's promotion is asked for at most once per this many seconds.
 _ASK_EVERY_S = 60.0
 _asked: dict[uuid.UUID, float] = {}
+# Per process: promoted cubes (forever) and, for a few seconds, cubes that are not.
+_indexed: dict[uuid.UUID, float] = {}
+_FOREVER = float("inf")
+_NOT_INDEXED_TTL_S = 10.0
 
 
 async def is_indexed(session: AsyncSession, cube_id: uuid.UUID) -> bool:
-    """Whether the cube has been promoted to the HNSW index."""
+    """Whether the cube has been promoted to the HNSW index (a promotion is never undone,
+    so a yes is remembered for good; a no for a few seconds)."""
+    now = time.monotonic()
+    known = _indexed.get(cube_id)
+    if known is not None and known > now:
+        return known == _FOREVER
     row = await session.execute(select(Cube.ann_indexed).where(Cube.id == cube_id))
-    return bool(row.scalar())
+    indexed = bool(row.scalar())
+    if len(_indexed) > 100_000:
+        _indexed.clear()
+    _indexed[cube_id] = _FOREVER if indexed else now + _NOT_INDEXED_TTL_S
+    return indexed
 
 
 async def nearest(
@@ -52,21 +65,29 @@ async def nearest(
     and how many of them came from the exactly-scored unindexed tail.
 
     ``approximate`` (promoted cubes only): HNSW with iterative scan over flagged memories —
-    so filters that drop most neighbours still fill ``depth`` — merged with exact scores of
-    the tail. Otherwise every memory is scored (the ``+ 0`` hides the ordering from HNSW).
+    so filters that drop most neighbours still fill ``depth`` — and exact scores of the
+    tail, in one statement. Otherwise every memory is scored (the ``+ 0`` hides the
+    ordering from HNSW).
     """
     dist = Memory.embedding.cosine_distance(vec)
     scoped = base.add_columns(dist.label("d")).where(Memory.embedding.is_not(None))
     if not approximate:
         rows = (await session.execute(scoped.order_by(dist + 0, Memory.id).limit(depth))).all()
         return _ranked(rows), len(rows)
-    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, min(depth, 1000))}"))
-    indexed = (await session.execute(scoped.where(Memory.ann).order_by(dist).limit(depth))).all()
-    tail = (
-        await session.execute(scoped.where(~Memory.ann).order_by(dist + 0, Memory.id).limit(depth))
-    ).all()
-    return _ranked([*indexed, *tail])[:depth], len(tail)
+    await session.execute(
+        select(
+            func.set_config("hnsw.iterative_scan", "relaxed_order", True),
+            func.set_config("hnsw.ef_search", str(max(40, min(depth, 1000))), True),
+        )
+    )
+    indexed = scoped.where(Memory.ann).order_by(dist).limit(depth).subquery()
+    tail = scoped.where(~Memory.ann).order_by(dist + 0, Memory.id).limit(depth).subquery()
+    both = union_all(
+        select(indexed.c.id, indexed.c.d, literal(False).label("tail")),
+        select(tail.c.id, tail.c.d, literal(True).label("tail")),
+    )
+    rows = (await session.execute(both)).all()
+    return _ranked([(mid, d) for mid, d, _ in rows])[:depth], sum(1 for r in rows if r[2])
 
 
 def _ranked(rows: Any) -> Ranked:
@@ -110,7 +131,10 @@ async def mark_cube(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uui
         .values(ann_indexed=True)
         .returning(Cube.id)
     )
-    return res.scalar() is not None
+    if res.scalar() is None:
+        return False
+    _indexed[cube_id] = _FOREVER  # this process's searches use the index at once
+    return True
 
 
 async def flag_batch(

@@ -46,6 +46,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 @pytest.fixture(autouse=True)
 def _no_ask_throttle() -> None:
     ann._asked.clear()
+    ann._indexed.clear()
 
 
 async def search(svc: Service, cube: str, query: str) -> dict[str, Any]:
