@@ -36,6 +36,7 @@ from memsvc.retrieval.lexicon import Lexicon, candidate_tsquery, thresholds
 from memsvc.retrieval.timeparse import Period
 from memsvc.store import ann
 from memsvc.store.models import Memory
+from memsvc.store.textsearch import TextMatch, plain_match
 
 Ranked = list[tuple[uuid.UUID, float]]
 
@@ -109,7 +110,12 @@ async def vector_channel(
 
 
 async def ts_rank_channel(
-    session: AsyncSession, base: Select[Any], query: str, depth: int
+    session: AsyncSession,
+    base: Select[Any],
+    query: str,
+    depth: int,
+    *,
+    match: TextMatch = plain_match,
 ) -> Ranked:
     """Memories matching any query word, ranked by ts_rank_cd (cheap on any cube size)."""
     q = tsquery_text(query)
@@ -117,7 +123,7 @@ async def ts_rank_channel(
         return []
     tsq = func.to_tsquery("english", q)
     rank = func.ts_rank_cd(Memory.tsv, tsq, 32)
-    stmt = base.add_columns(rank.label("r")).where(Memory.tsv.op("@@")(tsq))
+    stmt = base.add_columns(rank.label("r")).where(match(tsq))
     rows = await session.execute(stmt.order_by(rank.desc(), Memory.id).limit(depth))
     return [(mid, float(r)) for mid, r in rows]
 
@@ -130,6 +136,7 @@ async def bm25_channel(
     stats: ScopeStats,
     *,
     lexicon: Lexicon | None = None,
+    match: TextMatch = plain_match,
 ) -> Ranked:
     """Okapi BM25 over the scoped memories' tsvectors, computed in SQL.
 
@@ -139,6 +146,7 @@ async def bm25_channel(
     common words ("went", a speaker's name) cannot outrank one with a rare query word
     unless every lexeme is common, in which case all matches are scored. ``stats`` gives
     the scope size and mean length; tf is the number of positions a lexeme has.
+    ``match`` makes the full-text conditions (``memsvc.store.textsearch``).
 
     With a ``lexicon`` (large scopes) the statistics come from it instead and only the
     memories passing a "minimum should match" threshold are scored (``_bm25_large``).
@@ -147,18 +155,23 @@ async def bm25_channel(
     if not lexemes:
         return []
     if lexicon is not None:
-        return await _bm25_large(session, base, lexemes, depth, lexicon)
-    df = await _document_counts(session, base, lexemes)
+        return await _bm25_large(session, base, lexemes, depth, lexicon, match)
+    df = await _document_counts(session, base, lexemes, match)
     if not df:
         return []
     cutoff = max(depth, RARE_FRACTION * stats.n)
     rare = [lx for lx, c in df.items() if c <= cutoff] or list(df)
     idf = _idf(df, stats.n)
-    return await _bm25_scores(session, base, idf, _any_of(rare), stats.avgdl, depth)
+    return await _bm25_scores(session, base, idf, _any_of(rare), stats.avgdl, depth, match)
 
 
 async def _bm25_large(
-    session: AsyncSession, base: Select[Any], lexemes: list[str], depth: int, lex: Lexicon
+    session: AsyncSession,
+    base: Select[Any],
+    lexemes: list[str],
+    depth: int,
+    lex: Lexicon,
+    match: TextMatch,
 ) -> Ranked:
     """BM25 with common lexemes' frequencies from ``lex``, rare ones counted exactly, and
     only memories whose matched lexemes' idf reach a threshold scored.
@@ -170,7 +183,7 @@ async def _bm25_large(
     df = {lx: lex.df[lx] for lx in lexemes if lx in lex.df}
     rare = [lx for lx in lexemes if lx not in df]
     if rare:
-        df |= await _document_counts(session, base, rare)
+        df |= await _document_counts(session, base, rare, match)
     if not df:
         return []
     idf = _idf(df, lex.n)
@@ -179,7 +192,7 @@ async def _bm25_large(
     for theta in thresholds(lex, heavy, CANDIDATES_PER_RESULT * depth):
         tsq = candidate_tsquery(heavy, theta)
         candidates: Any = literal(tsq).cast(TSQUERY) if tsq else _any_of(list(idf))
-        ranked = await _bm25_scores(session, base, idf, candidates, lex.avgdl, depth)
+        ranked = await _bm25_scores(session, base, idf, candidates, lex.avgdl, depth, match)
         if len(ranked) >= depth or tsq is None:
             break
     return ranked
@@ -198,14 +211,10 @@ async def _query_lexemes(session: AsyncSession, query: str) -> list[str]:
 
 
 async def _document_counts(
-    session: AsyncSession, base: Select[Any], lexemes: list[str]
+    session: AsyncSession, base: Select[Any], lexemes: list[str], match: TextMatch
 ) -> dict[str, int]:
     """How many scoped memories hold each lexeme (absent: none), in one GIN-driven pass."""
-    matching = (
-        base.add_columns(Memory.tsv.label("tsv"))
-        .where(Memory.tsv.op("@@")(_any_of(lexemes)))
-        .subquery()
-    )
+    matching = base.add_columns(Memory.tsv.label("tsv")).where(match(_any_of(lexemes))).subquery()
     counts = (
         await session.execute(
             select(
@@ -229,22 +238,34 @@ async def _bm25_scores(
     candidates: Any,
     avgdl: float,
     depth: int,
+    match: TextMatch,
 ) -> Ranked:
-    """The ``depth`` best BM25 scores among scoped memories matching ``candidates``."""
+    """The ``depth`` best BM25 scores among scoped memories matching ``candidates``.
+
+    The candidates are fetched first (a materialized CTE), then only their tsvectors are
+    unpacked: left to itself the planner joined the idf table before fetching rows and
+    unpacked each candidate once per query lexeme.
+    """
     idf_table = values(column("lexeme", Text), column("idf", Float), name="idf").data(
         list(idf.items())
     )
-    lex = func.unnest(Memory.tsv).table_valued("lexeme", "positions").lateral("lex")
+    cand = (
+        base.add_columns(Memory.tsv.label("tsv"), Memory.tsv_len.label("dl"))
+        .where(match(candidates))
+        .cte("cand")
+        .prefix_with("MATERIALIZED")
+    )
+    lex = func.unnest(cand.c.tsv).table_valued("lexeme", "positions").lateral("lex")
     tf = cast(func.coalesce(func.array_length(lex.c.positions, 1), 1), Float)
-    norm = BM25_K1 * (1 - BM25_B + BM25_B * cast(Memory.tsv_len, Float) / literal(avgdl, Float))
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * cast(cand.c.dl, Float) / literal(avgdl, Float))
     score = func.sum(idf_table.c.idf * tf * (BM25_K1 + 1) / (tf + norm)).label("s")
     stmt = (
-        base.add_columns(score)
+        select(cand.c.id, score)
+        .select_from(cand)
         .join(lex, literal(True))
         .join(idf_table, idf_table.c.lexeme == lex.c.lexeme)
-        .where(Memory.tsv.op("@@")(candidates))
-        .group_by(Memory.id)
-        .order_by(score.desc(), Memory.id)
+        .group_by(cand.c.id)
+        .order_by(score.desc(), cand.c.id)
         .limit(depth)
     )
     rows = await session.execute(stmt)

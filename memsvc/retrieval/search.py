@@ -36,9 +36,10 @@ from memsvc.schemas import (
     SearchResponse,
     SearchResult,
 )
-from memsvc.store import ann
+from memsvc.store import ann, textsearch
 from memsvc.store import memories as store
 from memsvc.store.models import Memory
+from memsvc.store.textsearch import TextMatch, plain_match
 
 __all__ = ["Candidates", "explain", "fuse", "search", "tsquery_text"]
 
@@ -152,25 +153,30 @@ async def _fulltext(
     stats: ScopeStats,
     exact: bool,
     notes: list[str],
+    cube_match: TextMatch,
 ) -> Ranked:
     """The lexical channel: BM25, with a cached lexicon on large scopes (``stats`` counts
     only up to the exact threshold, so above it the lexicon's size is the true one).
 
     ``as_of`` scopes are not cached (each instant is its own scope): exact BM25 below the
-    threshold, ts_rank_cd above it.
+    threshold, ts_rank_cd above it. Large scopes find matches through the GIN index
+    (``cube_match``); small ones filter the cube's own rows.
     """
     assert config.fulltext is not None
     depth = config.fulltext.depth
-    if config.lexical_scorer == "ts_rank":
-        return await ts_rank_channel(session, base, request.query, depth)
     large = stats.n > LEXICON_MIN_SCOPE or not exact
+    match = cube_match if large else plain_match
+    if config.lexical_scorer == "ts_rank":
+        return await ts_rank_channel(session, base, request.query, depth, match=match)
     if large and request.as_of is None:
         lexicon = await cached_lexicon(session, base)
-        return await bm25_channel(session, base, request.query, depth, stats, lexicon=lexicon)
+        return await bm25_channel(
+            session, base, request.query, depth, stats, lexicon=lexicon, match=match
+        )
     if exact:
-        return await bm25_channel(session, base, request.query, depth, stats)
+        return await bm25_channel(session, base, request.query, depth, stats, match=match)
     notes.append("as_of search above the exact-search threshold: full-text uses ts_rank_cd")
-    return await ts_rank_channel(session, base, request.query, depth)
+    return await ts_rank_channel(session, base, request.query, depth, match=match)
 
 
 async def _gather(
@@ -182,7 +188,8 @@ async def _gather(
     stats: ScopeStats,
     exact: bool,
     notes: list[str],
-    approximate: bool = False,
+    approximate: bool,
+    cube_match: TextMatch,
 ) -> Candidates:
     cands = Candidates()
     if config.vector is not None and query_vec is not None:
@@ -191,7 +198,7 @@ async def _gather(
         )
     if config.fulltext is not None:
         cands.by_channel["fulltext"] = await _fulltext(
-            session, base, request, config, stats, exact, notes
+            session, base, request, config, stats, exact, notes, cube_match
         )
     if config.time is not None:
         periods = parse_periods(request.query, now=request.as_of)
@@ -247,7 +254,16 @@ async def search(
             notes.append("cube above the exact-search threshold: its HNSW index is being built")
             await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
     cands = await _gather(
-        session, base, request, config, query_vec, stats, exact, notes, approximate
+        session,
+        base,
+        request,
+        config,
+        query_vec,
+        stats,
+        exact,
+        notes,
+        approximate,
+        textsearch.cube_match(tenant_id, cube_id),
     )
     if approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
         await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)

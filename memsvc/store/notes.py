@@ -17,7 +17,7 @@ from sqlalchemy import Date, cast, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
-from memsvc.store import ann, memories
+from memsvc.store import ann, memories, textsearch
 from memsvc.store.models import Memory, MemorySource, MemoryVersion, Source
 
 # Fields enrichment and evolution may change; content never changes here.
@@ -185,7 +185,7 @@ async def candidates(
         tsq = func.to_tsquery("english", q)
         fts = (
             select(Memory.id)
-            .where(*scope, Memory.tsv.op("@@")(tsq))
+            .where(*scope, textsearch.cube_match(note.tenant_id, note.cube_id)(tsq))
             .order_by(func.ts_rank_cd(Memory.tsv, tsq, 32).desc(), Memory.id)
             .limit(k)
         )

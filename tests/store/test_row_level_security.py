@@ -48,3 +48,36 @@ async def test_unfiltered_queries_see_only_the_scoped_tenant(
                 )
     finally:
         await db.close()
+
+
+async def test_fulltext_lookup_answers_only_for_the_scoped_tenant(
+    service: Service, database_url: str
+) -> None:
+    # memsvc_fulltext_ids runs as the table owner (so the GIN index can serve lexical
+    # queries under RLS); it must still refuse another tenant's cube.
+    cube_a = await make_cube(service, "a")
+    await add(service, cube_a, {"content": "the violin lesson"})
+    key_b = await new_tenant_key(service, "tenant-b")
+    cube_b = await make_cube(service, "b", key=key_b)
+    await add(service, cube_b, {"content": "tenant B violin secret"}, key=key_b)
+    lookup = text("SELECT count(*) FROM memsvc_fulltext_ids(:t, :c, to_tsquery('violin'))")
+
+    db = Database.connect(database_url)
+    try:
+        assert await db.detect_rls()
+        async with db.transaction() as s:
+            tenants = dict(
+                (name, tid) for tid, name in (await s.execute(text("SELECT id, name FROM tenant")))
+            )
+        a, b = tenants["default"], tenants["tenant-b"]
+        async with db.tenant_transaction(a) as s:
+            assert (await s.execute(lookup, {"t": a, "c": cube_a})).scalar() == 1
+            assert (await s.execute(lookup, {"t": b, "c": cube_b})).scalar() == 0
+            assert (await s.execute(lookup, {"t": a, "c": cube_b})).scalar() == 0
+        async with db.tenant_transaction(b) as s:
+            assert (await s.execute(lookup, {"t": b, "c": cube_b})).scalar() == 1
+            assert (await s.execute(lookup, {"t": a, "c": cube_a})).scalar() == 0
+        async with db.transaction() as s:  # the service's own unscoped sessions (workers)
+            assert (await s.execute(lookup, {"t": b, "c": cube_b})).scalar() == 1
+    finally:
+        await db.close()
