@@ -104,6 +104,8 @@ async def request_promotion(
     now = time.monotonic()
     if _asked.get(cube_id, 0.0) > now:
         return False
+    if len(_asked) > 100_000:
+        _asked.clear()
     _asked[cube_id] = now + _ASK_EVERY_S
     pending = await session.execute(
         select(
