@@ -19,11 +19,12 @@ import uuid
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, exists, func, literal, select, union_all, update
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import Select, cast, exists, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.store.jobs import enqueue_many
-from memsvc.store.models import Cube, Job, Memory
+from memsvc.store.models import EMBEDDING_DIM, Cube, Job, Memory
 
 Ranked = list[tuple[uuid.UUID, float]]
 
@@ -80,7 +81,13 @@ async def nearest(
             func.set_config("hnsw.ef_search", str(max(40, min(depth, 1000))), True),
         )
     )
-    indexed = scoped.where(Memory.ann).order_by(dist).limit(depth).subquery()
+    # The index is over half-precision copies (migration 0008): order by that distance,
+    # score with the full-precision one.
+    half = HALFVEC(EMBEDDING_DIM)
+    approx = cast(Memory.embedding, half).cosine_distance(
+        cast(literal(vec, Memory.embedding.type), half)
+    )
+    indexed = scoped.where(Memory.ann).order_by(approx).limit(depth).subquery()
     tail = scoped.where(~Memory.ann).order_by(dist + 0, Memory.id).limit(depth).subquery()
     both = union_all(
         select(indexed.c.id, indexed.c.d, literal(False).label("tail")),

@@ -193,9 +193,8 @@ class Memory(Base):
         ),
         Index(
             "ix_memory_embedding_ann",
-            "embedding",
+            text(f"(embedding::halfvec({EMBEDDING_DIM})) halfvec_cosine_ops"),
             postgresql_using="hnsw",
-            postgresql_ops={"embedding": "vector_cosine_ops"},
             postgresql_where=text("ann"),
         ),
         Index("ix_memory_cube_unindexed", "cube_id", postgresql_where=text("NOT ann")),

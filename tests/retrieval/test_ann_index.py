@@ -162,7 +162,8 @@ async def test_planner_uses_the_partial_hnsw_index(service: Service, database_ur
             plan = conn.execute(
                 text(
                     "EXPLAIN SELECT id FROM memory WHERE cube_id = :c AND ann"
-                    " AND status = 'active' ORDER BY embedding <=> CAST(:v AS vector) LIMIT 5"
+                    " AND status = 'active'"
+                    " ORDER BY embedding::halfvec(384) <=> CAST(:v AS halfvec(384)) LIMIT 5"
                 ),
                 {"c": cube, "v": vec},
             ).scalars()
