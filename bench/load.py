@@ -213,6 +213,13 @@ def main() -> None:
         default=2000,
         help="texts ingested through the API after the cube is promoted (N > 20k only)",
     )
+    ap.add_argument(
+        "--texts",
+        type=Path,
+        default=None,
+        help="JSON list of real texts to use instead of synthetic sentences"
+        " (memories, then queries, then the promoted-cube ingest)",
+    )
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--presets", default="fast,hybrid")
     ap.add_argument("--backend", default=None)
@@ -229,8 +236,19 @@ def main() -> None:
     args = ap.parse_args()
     n = args.memories
     n_api = min(n, args.ingest if args.ingest is not None else n)
-    texts = synthetic_sentences(n, seed=1)
-    queries = synthetic_sentences(args.queries, seed=99)
+    if args.texts is not None:
+        # Real text: synthetic sentences repeat a small vocabulary, which makes HNSW's job
+        # (and BM25's) unrealistically easy or hard; see --texts.
+        corpus = [str(t) for t in json.loads(args.texts.read_text())]
+        need = n + args.queries + args.ingest_large
+        if len(corpus) < need:
+            raise SystemExit(f"--texts has {len(corpus)} texts; this run needs {need}")
+        texts, queries = corpus[:n], corpus[n : n + args.queries]
+        extra_texts = corpus[n + args.queries : need]
+    else:
+        texts = synthetic_sentences(n, seed=1)
+        queries = synthetic_sentences(args.queries, seed=99)
+        extra_texts = synthetic_sentences(args.ingest_large, seed=7)
     report: dict[str, Any] = {"memories": n, "ingested_via_api": n_api}
     with local_instance(backend=args.backend) as inst:
         rt = inst.runtime
@@ -258,8 +276,7 @@ def main() -> None:
             if n > EXACT_THRESHOLD:
                 report["ann_promotion"] = promote(inst, client, cube)
                 print("promotion", report["ann_promotion"], flush=True)
-                extra = synthetic_sentences(args.ingest_large, seed=7)
-                report["ingest_promoted_cube"] = ingest(client, rt, cube, extra)
+                report["ingest_promoted_cube"] = ingest(client, rt, cube, extra_texts)
                 print("ingest (promoted cube)", report["ingest_promoted_cube"], flush=True)
         report["ingest_texts_per_s"] = report["ingest"]["texts_per_s"]
         report["ingest_vs_raw_embedder"] = report["ingest"]["vs_raw_embedder_median"]
