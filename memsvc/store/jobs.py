@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.store.models import Job
+from memsvc.store.models import Job, core_table
 
 
 async def enqueue_many(
@@ -23,7 +23,7 @@ async def enqueue_many(
     """Queue jobs in the caller's transaction: they exist iff the caller's write commits."""
     if payloads:
         await session.execute(
-            insert(cast(Table, Job.__table__)),  # Core: no ORM bulk overhead per row
+            insert(core_table(Job)),
             [
                 {"kind": kind, "payload": p, "tenant_id": tenant_id, "max_attempts": max_attempts}
                 for p in payloads

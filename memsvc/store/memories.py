@@ -8,10 +8,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, Table, func, insert, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import Conflict, NotFound
@@ -28,7 +28,14 @@ from memsvc.schemas import (
 )
 from memsvc.store.indexing import occurred_at
 from memsvc.store.jobs import enqueue_many
-from memsvc.store.models import AuditLog, Base, Memory, MemorySource, MemoryVersion, Source
+from memsvc.store.models import (
+    AuditLog,
+    Memory,
+    MemorySource,
+    MemoryVersion,
+    Source,
+    core_table,
+)
 from memsvc.store.pagination import fetch_page
 
 # Columns copied from the current state into each version row.
@@ -309,12 +316,12 @@ async def create_many(
             )
         )
     # Core inserts (column names as keys): the ORM's bulk path costs ~0.1 ms a row here.
-    await session.execute(insert(_table(Memory)), _columns(mem_rows))
+    await session.execute(insert(core_table(Memory)), _columns(mem_rows))
     touch_cube(cube_id)
-    await session.execute(insert(_table(MemoryVersion)), _columns(ver_rows))
+    await session.execute(insert(core_table(MemoryVersion)), _columns(ver_rows))
     if src_rows:
-        await session.execute(insert(_table(Source)), _columns(src_rows))
-        await session.execute(insert(_table(MemorySource)), link_rows)
+        await session.execute(insert(core_table(Source)), _columns(src_rows))
+        await session.execute(insert(core_table(MemorySource)), link_rows)
     if enqueue_enrichment:
         await enqueue_many(
             session,
@@ -324,10 +331,6 @@ async def create_many(
             max_attempts=max_attempts,
         )
     return reads
-
-
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

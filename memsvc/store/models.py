@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -73,6 +74,11 @@ class FastVector(Vector):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dict[str, Any]: JSONB, list[str]: ARRAY(Text)}
+
+
+def core_table(model: type[Base]) -> Table:
+    """The Core table of a model, for bulk inserts without the ORM's per-row overhead."""
+    return cast(Table, model.__table__)
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
