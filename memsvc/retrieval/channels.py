@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from memsvc.retrieval.lexicon import Lexicon, candidate_tsquery, thresholds
 from memsvc.retrieval.timeparse import Period
 from memsvc.store import ann
+from memsvc.store.ann import Ranked
 from memsvc.store.models import Memory
 from memsvc.store.textsearch import TextMatch, plain_match
-
-Ranked = list[tuple[uuid.UUID, float]]
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 # Lexemes safe to quote into a tsquery literal (others, e.g. URL parts, are skipped).

@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc.store.ann import Ranked
 from memsvc.store.models import Link, Memory
-
-Ranked = list[tuple[uuid.UUID, float]]
 
 DEFAULT_SEEDS = 10
 

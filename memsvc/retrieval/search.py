@@ -16,7 +16,6 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.channels import (
-    Ranked,
     ScopeStats,
     bm25_channel,
     cached_scope_stats,
@@ -38,6 +37,7 @@ from memsvc.schemas import (
 )
 from memsvc.store import ann, textsearch
 from memsvc.store import memories as store
+from memsvc.store.ann import Ranked
 from memsvc.store.models import Memory
 from memsvc.store.textsearch import TextMatch, plain_match
 

@@ -63,7 +63,7 @@ async def nearest(
     session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int, *, approximate: bool
 ) -> tuple[Ranked, int]:
     """The ``depth`` memories of ``base`` closest to ``vec`` (cosine similarity, best first),
-    and how many of them came from the exactly-scored unindexed tail.
+    and how many of them came from a promoted cube's unindexed tail (0 when exact).
 
     ``approximate`` (promoted cubes only): HNSW with iterative scan over flagged memories —
     so filters that drop most neighbours still fill ``depth`` — and exact scores of the
@@ -74,7 +74,7 @@ async def nearest(
     scoped = base.add_columns(dist.label("d")).where(Memory.embedding.is_not(None))
     if not approximate:
         rows = (await session.execute(scoped.order_by(dist + 0, Memory.id).limit(depth))).all()
-        return _ranked(rows), len(rows)
+        return _ranked(rows), 0
     await session.execute(
         select(
             func.set_config("hnsw.iterative_scan", "relaxed_order", True),
