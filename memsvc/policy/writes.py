@@ -86,7 +86,7 @@ async def create_memories(
     by_length = sorted(range(len(own)), key=lambda i: -len(own[i]))
     chunks = [by_length[i : i + EMBED_CHUNK] for i in range(0, len(own), EMBED_CHUNK)]
     pending = [asyncio.ensure_future(runtime.embed([own[i] for i in c])) for c in chunks]
-    created: list[MemoryRead | None] = [None] * len(own)
+    created: dict[int, MemoryRead] = {}
     try:
         for chunk, fut in zip(chunks, pending, strict=True):
             vectors = await fut
@@ -114,9 +114,7 @@ async def create_memories(
     finally:
         for fut in pending:
             fut.cancel()
-    if any(r is None for r in created):  # every chunk wrote its memories or raised
-        raise RuntimeError("a memory of the batch was not written")
-    result = MemoryList(items=[r for r in created if r is not None])
+    result = MemoryList(items=[created[i] for i in range(len(own))])
     if idempotency_key is not None:
         await idempotency.record(
             session,
