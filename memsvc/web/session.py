@@ -162,7 +162,8 @@ class SignInThrottle:
     def failed(self, client: str) -> None:
         if len(self._failures) > 10_000:  # bounded memory under a flood of addresses
             self._failures.clear()
-        self._recent(client, time.monotonic()).append(time.monotonic())
+        now = time.monotonic()
+        self._recent(client, now).append(now)
 
     def succeeded(self, client: str) -> None:
         self._failures.pop(client, None)
