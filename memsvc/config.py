@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     # Below this many memories a cube is searched exhaustively (exact scores).
     exact_search_threshold: int = 20_000
+    # Bulk writes into a cube above it are folded into the HNSW index this many seconds
+    # later, by a background job (``memsvc.store.ann``); until then they are scored exactly.
+    ann_fold_delay_s: float = 10.0
     # Session cookie signing for the admin view; generated and stored in data_dir when unset.
     session_secret: SecretStr | None = None
     # Print the first-start admin key to stdout (never logged elsewhere).

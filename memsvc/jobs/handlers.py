@@ -3,6 +3,7 @@ is run again from the start, and must then complete without duplicating anything
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -77,12 +78,14 @@ async def enrich_dead(ctx: JobContext, job: ClaimedJob) -> None:
 
 
 async def run_ann_index(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
-    """Promote a large cube to the HNSW index (see ``memsvc.store.ann``): mark the cube so
-    new memories are indexed as written, then flag the existing ones batch by batch (each
-    batch its own transaction, so a killed job resumes where it stopped)."""
+    """Promote a large cube to the HNSW index, or fold a promoted cube's unflagged memories
+    into it (see ``memsvc.store.ann``): mark the cube, then flag its unflagged memories
+    batch by batch (each batch its own transaction, so a killed job resumes where it
+    stopped). The result says how many and how long (``bench/load.py`` counts it)."""
     if job.tenant_id is None:
         raise ValueError("ann_index job has no tenant")
     cube_id = uuid.UUID(str(job.payload["cube_id"]))
+    started = time.perf_counter()
     async with ctx.db.transaction() as s:
         if not await ann.mark_cube(s, tenant_id=job.tenant_id, cube_id=cube_id):
             return {"indexed": 0, "cube": "gone"}
@@ -92,7 +95,7 @@ async def run_ann_index(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
             n = await ann.flag_batch(s, tenant_id=job.tenant_id, cube_id=cube_id)
         total += n
         if n == 0:
-            return {"indexed": total}
+            return {"indexed": total, "seconds": round(time.perf_counter() - started, 3)}
 
 
 def default_handlers() -> dict[str, JobHandler]:

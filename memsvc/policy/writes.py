@@ -13,7 +13,7 @@ from memsvc.config import LimitSettings
 from memsvc.errors import PayloadTooLarge
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
-from memsvc.store import cubes, idempotency
+from memsvc.store import ann, cubes, idempotency
 from memsvc.store import memories as store
 from memsvc.store.indexing import build_index_text, placed_text, session_context
 from memsvc.store.tenants import Principal
@@ -55,8 +55,13 @@ async def create_memories(
     batch: MemoryBatchCreate,
     idempotency_key: str | None,
     max_attempts: int = 5,
+    fold_delay_s: float = 10.0,
 ) -> MemoryList:
-    """Create a batch atomically; a retried Idempotency-Key replays the first answer."""
+    """Create a batch atomically; a retried Idempotency-Key replays the first answer.
+
+    In a cube promoted to the HNSW index, a bulk batch (``ann.DEFER_FROM`` or more) is
+    written unflagged and folded into the index by a job ``fold_delay_s`` later; smaller
+    ones go into the index as they are written (see ``memsvc.store.ann``)."""
     check_limits(batch, limits)
     cube = await cubes.require(session, tenant_id=principal.tenant_id, cube_id=cube_id)
     if idempotency_key is not None:
@@ -86,6 +91,7 @@ async def create_memories(
     by_length = sorted(range(len(own)), key=lambda i: -len(own[i]))
     chunks = [by_length[i : i + EMBED_CHUNK] for i in range(0, len(own), EMBED_CHUNK)]
     pending = [asyncio.ensure_future(runtime.embed([own[i] for i in c])) for c in chunks]
+    index_now = cube.ann_indexed and len(own) < ann.DEFER_FROM
     created: dict[int, MemoryRead] = {}
     try:
         for chunk, fut in zip(chunks, pending, strict=True):
@@ -107,13 +113,17 @@ async def create_memories(
                 change=store.Change(actor=principal.actor, change_kind="create", policy="explicit"),
                 embedding_model=runtime.embedder.model_name,
                 max_attempts=max_attempts,
-                ann=cube.ann_indexed,
+                ann=index_now,
             )
             for i, read in zip(chunk, reads, strict=True):
                 created[i] = read
     finally:
         for fut in pending:
             fut.cancel()
+    if cube.ann_indexed and not index_now:
+        await ann.schedule_fold(
+            session, tenant_id=principal.tenant_id, cube_id=cube_id, delay_s=fold_delay_s
+        )
     result = MemoryList(items=[created[i] for i in range(len(own))])
     if idempotency_key is not None:
         await idempotency.record(

@@ -201,6 +201,7 @@ class Memory(Base):
             "ix_memory_embedding_ann",
             text(f"(embedding::halfvec({EMBEDDING_DIM})) halfvec_cosine_ops"),
             postgresql_using="hnsw",
+            postgresql_with={"m": 8, "ef_construction": 64},
             postgresql_where=text("ann"),
         ),
         Index("ix_memory_cube_unindexed", "cube_id", postgresql_where=text("NOT ann")),

@@ -120,11 +120,54 @@ async def test_large_cube_is_promoted_and_searched_through_the_index(
     assert promoted["exact"] is False and promoted["notes"] == []
     assert [r["memory"]["content"] for r in promoted["results"]] == want
 
-    # New memories of a promoted cube are indexed as they are written.
+    # Small writes to a promoted cube are indexed as they are written.
     (new,) = await add(service, cube, {"content": "Grandma baked apple strudel for dessert"})
     assert flags(database_url, cube)["Grandma baked apple strudel for dessert"] is True
     hits = await search(service, cube, "apple strudel dessert")
     assert hits["results"][0]["memory"]["id"] == new["id"]
+
+
+async def test_bulk_writes_to_a_promoted_cube_are_folded_in_later(
+    service: Service, settings: Settings, database_url: str
+) -> None:
+    cube = await make_cube(service, "bulk")
+    await add(service, cube, *({"content": t} for t in TEXTS))
+    await search(service, cube, "anything")
+    await worker_for(service).run_until_idle()
+    bulk = [f"Ticket {i}: the printer on floor {i % 7} is jammed again" for i in range(63)]
+    bulk.append("Caroline repaired the old sailing boat in the harbour")
+    assert len(bulk) == ann.DEFER_FROM
+    created = await add(service, cube, *({"content": t} for t in bulk))
+
+    # Written unflagged, with one fold queued for later (not one per request).
+    assert not any(flags(database_url, cube)[t] for t in bulk)
+    (delay,) = sql(
+        database_url,
+        "SELECT extract(epoch FROM run_after - now()) FROM job"
+        " WHERE kind = 'ann_index' AND status = 'queued' AND payload->>'cube_id' = :c",
+        c=cube,
+    )[0]
+    assert settings.ann_fold_delay_s - 5 < float(delay) <= settings.ann_fold_delay_s
+    await add(service, cube, *({"content": f"Another bulk note {i}"} for i in range(64)))
+    assert ann_jobs(database_url, cube) == ["done", "queued"]
+
+    # Meanwhile the unflagged memories are scored exactly, next to the index's hits.
+    body = await search(service, cube, "who repaired a sailing boat?")
+    assert body["exact"] is False
+    assert body["results"][0]["memory"]["id"] == created[-1]["id"]
+
+    await worker_for(service).run_until_idle()  # enrichment; the fold is not due yet
+    assert ann_jobs(database_url, cube) == ["done", "queued"]
+    sql(database_url, "UPDATE job SET run_after = now() WHERE status = 'queued'")
+    assert await worker_for(service).run_until_idle() == 1
+    assert all(flags(database_url, cube).values())
+    (result,) = sql(
+        database_url,
+        "SELECT result FROM job WHERE kind = 'ann_index' AND payload->>'cube_id' = :c"
+        " ORDER BY id DESC LIMIT 1",
+        c=cube,
+    )[0]
+    assert result["indexed"] == 128 and result["seconds"] >= 0
 
 
 async def test_unindexed_tail_is_scored_exactly_and_requeued(

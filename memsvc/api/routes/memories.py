@@ -45,6 +45,7 @@ async def create_memories(
         batch=body,
         idempotency_key=idempotency_key,
         max_attempts=state.settings.jobs.max_attempts,
+        fold_delay_s=state.settings.ann_fold_delay_s,
     )
 
 
