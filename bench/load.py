@@ -122,67 +122,62 @@ def db_now(inst: Instance) -> Any:
 
 
 def drain_folds(inst: Instance, cube: str, since: Any) -> float:
-    """Make the cube's queued fold due now, wait until the service's worker has folded
-    every memory into the index, and return the running time (s) of the fold jobs that
-    finished since ``since`` (the start of the round's writes)."""
+    """Make the cube's queued fold due now, run it (``run_ann_jobs``), check that every
+    memory is in the index, and return the running time (s) the fold jobs finished since
+    ``since`` (the start of the round's writes) report for themselves."""
     import psycopg
 
-    pending = (
-        "SELECT count(*) FROM job WHERE kind = 'ann_index' AND status IN ('queued', 'running')"
-        " AND payload->>'cube_id' = %(c)s"
-    )
+    where = "kind = 'ann_index' AND payload->>'cube_id' = %(c)s"
     with psycopg.connect(libpq(inst), autocommit=True) as conn:
         conn.execute(
-            "UPDATE job SET run_after = now() WHERE kind = 'ann_index' AND status = 'queued'"
-            " AND payload->>'cube_id' = %(c)s",
-            {"c": cube},
+            f"UPDATE job SET run_after = now() WHERE {where} AND status = 'queued'", {"c": cube}
         )
-        deadline = time.monotonic() + 600
-        while True:
-            busy = conn.execute(pending, {"c": cube}).fetchone()
-            tail = conn.execute(
-                "SELECT count(*) FROM memory WHERE cube_id = %(c)s AND NOT ann", {"c": cube}
-            ).fetchone()
-            assert busy is not None and tail is not None
-            if busy[0] == 0 and tail[0] == 0:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"fold did not finish: {busy[0]} jobs, {tail[0]} unflagged")
-            time.sleep(0.05)
+        run_ann_jobs(inst)
+        tail = conn.execute(
+            "SELECT count(*) FROM memory WHERE cube_id = %(c)s AND NOT ann", {"c": cube}
+        ).fetchone()
+        assert tail is not None
+        if tail[0]:
+            raise RuntimeError(f"{tail[0]} memories are still outside the index after the fold")
         done = conn.execute(
             "SELECT coalesce(sum((result->>'seconds')::float), 0) FROM job"
-            " WHERE kind = 'ann_index' AND status = 'done' AND payload->>'cube_id' = %(c)s"
-            " AND updated_at >= %(since)s",
+            f" WHERE {where} AND status = 'done' AND updated_at >= %(since)s",
             {"c": cube, "since": since},
         ).fetchone()
     assert done is not None
     return float(done[0])
 
 
-def promote(inst: Instance, client: MemoryClient, cube: str) -> dict[str, Any]:
-    """Promote the cube to the HNSW index as ``serve`` does: a search above the threshold
-    queues the ``ann_index`` job; here a worker in this process runs just that job."""
+def run_ann_jobs(inst: Instance) -> int:
+    """Run the ready ``ann_index`` jobs as ``serve``'s worker would, with a worker in this
+    process that takes only that kind (the bench's server runs no worker, so the enrichment
+    jobs its writes queue stay queued and cost nothing here)."""
     from memsvc.config import Settings
     from memsvc.jobs.handlers import default_handlers
     from memsvc.jobs.worker import Worker
     from memsvc.store import ann
     from memsvc.store.db import Database
 
-    client.search(cube, SearchRequest(query="promote", top_k=1, preset="fast"))
-
-    async def run() -> dict[str, Any]:
+    async def run() -> int:
         assert inst.database_url
         db = Database.connect(inst.database_url)
         handler = default_handlers()[ann.JOB_KIND]
         worker = Worker(db, Settings(), llm=None, handlers={ann.JOB_KIND: handler})
         try:
-            t = time.perf_counter()
-            jobs = await worker.run_until_idle()
-            return {"jobs": jobs, "seconds": round(time.perf_counter() - t, 1)}
+            return await worker.run_until_idle()
         finally:
             await db.close()
 
-    out = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def promote(inst: Instance, client: MemoryClient, cube: str) -> dict[str, Any]:
+    """Promote the cube to the HNSW index as ``serve`` does: a search above the threshold
+    queues the ``ann_index`` job, which a worker runs (timed)."""
+    client.search(cube, SearchRequest(query="promote", top_k=1, preset="fast"))
+    t = time.perf_counter()
+    out: dict[str, Any] = {"jobs": run_ann_jobs(inst)}
+    out["seconds"] = round(time.perf_counter() - t, 1)
     import psycopg
 
     with psycopg.connect(libpq(inst), autocommit=True) as conn:
