@@ -235,15 +235,25 @@ def libpq(inst: Instance) -> str:
 
 
 def raw_knn_ms(inst: Instance, cube: str, queries: np.ndarray, *, exact: bool) -> list[float]:
-    """Raw pgvector top-10 over the cube with psycopg (no API, no query embedding)."""
+    """Raw pgvector top-10 over the cube with psycopg (no API, no query embedding): exact
+    scores, or the promoted cube's HNSW index as it is built (halfvec, ``WHERE ann``) with
+    the service's ``ef_search``."""
     import psycopg
     from pgvector.psycopg import register_vector
 
-    order = "(embedding <=> %s) + 0" if exact else "embedding <=> %s"
-    sql = f"SELECT id FROM memory WHERE cube_id = %s ORDER BY {order} LIMIT 10"
+    from memsvc.store.ann import EF_SEARCH_MIN
+
+    if exact:
+        sql = "SELECT id FROM memory WHERE cube_id = %s ORDER BY (embedding <=> %s) + 0 LIMIT 10"
+    else:
+        sql = (
+            "SELECT id FROM memory WHERE cube_id = %s AND ann"
+            " ORDER BY embedding::halfvec(384) <=> %s::halfvec(384) LIMIT 10"
+        )
     out = []
     with psycopg.connect(libpq(inst), autocommit=True) as conn:
         register_vector(conn)
+        conn.execute(f"SET hnsw.ef_search = {EF_SEARCH_MIN}")
         for q in queries:
             t = time.perf_counter()
             conn.execute(sql, (cube, q)).fetchall()
