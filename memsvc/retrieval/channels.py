@@ -52,6 +52,9 @@ RARE_FRACTION = 0.05
 # lexemes they hold. Measured on 10k/100k synthetic cubes (every word common): the top 10
 # are exact BM25's, the top 100 reach ~94-98% of its scores, at 8-20 ms instead of 60-430.
 CANDIDATES_PER_RESULT = 4
+# ... and, where memories tie on common words only, at most about this many per result
+# (``lexicon.thresholds``): ranking thousands of those is most of a slow search.
+MAX_SCORED_PER_RESULT = 20
 CANDIDATE_LEXEMES = 6
 
 
@@ -176,7 +179,9 @@ async def _bm25_large(
 
     The threshold lets about ``CANDIDATES_PER_RESULT * depth`` memories through; when
     fewer than ``depth`` of them come back (the sample misjudged), it is relaxed, down to
-    scoring every match.
+    scoring every match — unless that would score more than about
+    ``MAX_SCORED_PER_RESULT * depth`` memories tied on common words only, in which case
+    fewer than ``depth`` results come back.
     """
     df = {lx: lex.df[lx] for lx in lexemes if lx in lex.df}
     rare = [lx for lx in lexemes if lx not in df]
@@ -187,7 +192,8 @@ async def _bm25_large(
     idf = _idf(df, lex.n)
     heavy = dict(sorted(idf.items(), key=lambda kv: (-kv[1], kv[0]))[:CANDIDATE_LEXEMES])
     ranked: Ranked = []
-    for theta in thresholds(lex, heavy, CANDIDATES_PER_RESULT * depth):
+    steps = thresholds(lex, heavy, CANDIDATES_PER_RESULT * depth, cap=MAX_SCORED_PER_RESULT * depth)
+    for theta in steps:
         tsq = candidate_tsquery(heavy, theta)
         candidates: Any = literal(tsq).cast(TSQUERY) if tsq else _any_of(list(idf))
         ranked = await _bm25_scores(session, base, idf, candidates, lex.avgdl, depth, match)

@@ -95,6 +95,29 @@ def test_thresholds_from_the_sample() -> None:
     assert lx.thresholds(lex, weights, 200) == [0.0]
 
 
+def test_thresholds_step_over_a_plateau_of_common_words() -> None:
+    lex = lx.Lexicon(
+        n=1000,
+        avgdl=3.0,
+        min_df=2,
+        df={},
+        sample_size=100,
+        sample={
+            "rare": np.array([0, 1], dtype=np.int32),
+            "common": np.arange(0, 60, dtype=np.int32),
+        },
+    )
+    weights = {"rare": 4.0, "common": 1.0}
+    # Sample sums: 5, 5, then 58 memories tied at 1 (they hold only "common"); each sampled
+    # memory stands for ten, so 40 memories need the plateau.
+    assert lx.thresholds(lex, weights, 40) == [1.0, 0.0]
+    # With a cap of 100 memories the plateau (580) is never let through: only the memories
+    # above it are scored, and there is no step to every match.
+    assert lx.thresholds(lex, weights, 40, cap=100) == [5.0]
+    # A plateau with nothing above it stays: there is no stricter sum to ask for.
+    assert lx.thresholds(lex, {"common": 1.0}, 40, cap=100) == [1.0]
+
+
 DOCS = [
     *(f"alpha beta gamma note {i}" for i in range(6)),
     *(f"alpha beta memo {i}" for i in range(6)),
