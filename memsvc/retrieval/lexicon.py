@@ -152,7 +152,8 @@ def thresholds(
     exists: memories holding nothing but the same common query words all tie at one sum (a
     plateau), and letting it through means reading every one of them, so the step moves to
     the smallest sum above it; and the step to every match is left out when that would
-    pass ``cap``. The channel then returns fewer results rather than rank thousands of
+    pass ``cap``. A lexeme the sample does not hold (a rare one) counts as a stricter sum
+    of its weight. The channel then returns fewer results rather than rank thousands of
     memories that match only common words (seen on real text: 8k memories holding
     "class", 90 ms of a search's 120).
     """
@@ -173,9 +174,13 @@ def thresholds(
             break
         theta = float(ranked[rank - 1])
         if admits(theta) > cap:
-            above = ranked[ranked > theta + _EPS]
-            if above.size:
-                theta = float(above[-1])
+            # Stricter sums: the sample's, and the weights of lexemes it does not hold
+            # (rare ones: a memory holding one passes alone).
+            above = [float(x) for x in ranked[ranked > theta + _EPS]]
+            above += [w for word, w in weights.items() if word not in lex.sample]
+            above = [x for x in above if x > theta + _EPS]
+            if above:
+                theta = min(above)
         if not out or theta < out[-1] - _EPS:
             out.append(theta)
     if not out or len(ranked) * scale <= cap:

@@ -116,6 +116,8 @@ def test_thresholds_step_over_a_plateau_of_common_words() -> None:
     assert lx.thresholds(lex, weights, 40, cap=100) == [5.0]
     # A plateau with nothing above it stays: there is no stricter sum to ask for.
     assert lx.thresholds(lex, {"common": 1.0}, 40, cap=100) == [1.0]
+    # A rare lexeme (not in the sample) is something stricter to ask for.
+    assert lx.thresholds(lex, {"common": 1.0, "unseen": 3.0}, 40, cap=100) == [3.0]
 
 
 DOCS = [
