@@ -25,7 +25,7 @@ from memsvc.retrieval.channels import (
     vector_channel,
 )
 from memsvc.retrieval.graph_channel import graph_channel
-from memsvc.retrieval.lexicon import LEXICON_MIN_SCOPE, cached_lexicon
+from memsvc.retrieval.lexicon import LEXICON_MIN_SCOPE, Reopen, cached_lexicon
 from memsvc.retrieval.timeparse import parse_periods
 from memsvc.schemas import (
     ChannelHit,
@@ -154,9 +154,11 @@ async def _fulltext(
     exact: bool,
     notes: list[str],
     cube_match: TextMatch,
+    reopen: Reopen | None = None,
 ) -> Ranked:
     """The lexical channel: BM25, with a cached lexicon on large scopes (``stats`` counts
-    only up to the exact threshold, so above it the lexicon's size is the true one).
+    only up to the exact threshold, so above it the lexicon's size is the true one;
+    ``reopen`` lets a stale lexicon be refreshed in the background, see ``cached_lexicon``).
 
     ``as_of`` scopes are not cached (each instant is its own scope): exact BM25 below the
     threshold, ts_rank_cd above it. Large scopes find matches through the GIN index
@@ -169,7 +171,7 @@ async def _fulltext(
     if config.lexical_scorer == "ts_rank":
         return await ts_rank_channel(session, base, request.query, depth, match=match)
     if large and request.as_of is None:
-        lexicon = await cached_lexicon(session, base)
+        lexicon = await cached_lexicon(session, base, reopen=reopen)
         return await bm25_channel(
             session, base, request.query, depth, stats, lexicon=lexicon, match=match
         )
@@ -190,6 +192,7 @@ async def _gather(
     notes: list[str],
     approximate: bool,
     cube_match: TextMatch,
+    reopen: Reopen | None = None,
 ) -> Candidates:
     cands = Candidates()
     if config.vector is not None and query_vec is not None:
@@ -198,7 +201,7 @@ async def _gather(
         )
     if config.fulltext is not None:
         cands.by_channel["fulltext"] = await _fulltext(
-            session, base, request, config, stats, exact, notes, cube_match
+            session, base, request, config, stats, exact, notes, cube_match, reopen
         )
     if config.time is not None:
         periods = parse_periods(request.query, now=request.as_of)
@@ -223,8 +226,10 @@ async def search(
     query_vec: np.ndarray | None,
     rerank: Rerank | None = None,
     exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
+    reopen: Reopen | None = None,
 ) -> SearchResponse:
-    """Run the configured channels, fuse, optionally rerank, and load the top results."""
+    """Run the configured channels, fuse, optionally rerank, and load the top results.
+    ``reopen``: a new transaction scoped like ``session``, for background refreshes."""
     started = time.perf_counter()
     base = _scoped(
         select(Memory.id),
@@ -264,6 +269,7 @@ async def search(
         notes,
         approximate,
         textsearch.cube_match(tenant_id, cube_id),
+        reopen,
     )
     if approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
         await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)

@@ -12,6 +12,7 @@ from memsvc.retrieval import presets
 from memsvc.retrieval.search import search
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import SearchRequest, SearchResponse
+from memsvc.store.db import Database
 
 
 async def search_cube(
@@ -22,8 +23,10 @@ async def search_cube(
     tenant_id: uuid.UUID,
     cube_id: uuid.UUID,
     request: SearchRequest,
+    db: Database | None = None,
 ) -> SearchResponse:
-    """Check limits, resolve the strategy, embed the query and run the search."""
+    """Check limits, resolve the strategy, embed the query and run the search. With ``db``
+    a large scope's stale lexicon is refreshed in the background, not by this search."""
     limit = settings.limits.max_top_k
     if request.top_k > limit:
         raise ValidationFailed(f"top_k may be at most {limit}", detail={"limit": limit})
@@ -39,4 +42,5 @@ async def search_cube(
         query_vec=vec,
         rerank=runtime.rerank if config.rerank else None,
         exact_threshold=settings.exact_search_threshold,
+        reopen=(lambda: db.tenant_transaction(tenant_id)) if db is not None else None,
     )

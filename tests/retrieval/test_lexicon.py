@@ -4,6 +4,7 @@ channel giving exact BM25's results through them (real Postgres)."""
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from memsvc.retrieval import lexicon as lx
 from memsvc.retrieval.channels import bm25_channel, scope_stats
 from memsvc.retrieval.search import _scoped
 from memsvc.schemas import SearchFilters
+from memsvc.store.db import Database
 from memsvc.store.models import Memory
 from tests.api.helpers import add, make_cube
 from tests.conftest import Service
@@ -215,3 +217,46 @@ async def test_bm25_above_the_exact_threshold(service: Service, session: AsyncSe
         session, base, "gamma delta", 10, await scope_stats(session, base, 10_000)
     )
     assert [(m, pytest.approx(s)) for m, s in got] == [(str(m), s) for m, s in exact]
+
+
+async def test_a_stale_lexicon_answers_while_it_is_refreshed(
+    service: Service, session: AsyncSession, database_url: str
+) -> None:
+    tenant, cube = await _cube(service, session, [{"content": d} for d in DOCS])
+    base = _base(tenant, cube)
+    db = Database.connect(database_url)
+    try:
+        assert await db.detect_rls()
+
+        def reopen() -> Any:  # as the search's own transaction: the tenant role under RLS
+            return db.tenant_transaction(tenant)
+
+        first = await lx.cached_lexicon(session, base, reopen=reopen)
+        assert first.n == len(DOCS)
+        await add(service, str(cube), *({"content": f"alpha later {i}"} for i in range(3)))
+        key = lx.scope_key(base)
+
+        def expire(by: float) -> None:
+            lex, _ = lx._cache[key]
+            lx._cache[key] = (lex, time.monotonic() - by)
+
+        # Past its time: the stale lexicon answers at once and one refresh starts.
+        expire(1.0)
+        assert await lx.cached_lexicon(session, base, reopen=reopen) is first
+        assert await lx.cached_lexicon(session, base, reopen=reopen) is first
+        assert len(lx._tasks) == 1
+        await lx.wait_for_refreshes()
+        fresh = await lx.cached_lexicon(session, base, reopen=reopen)
+        assert fresh.n == len(DOCS) + 3 and fresh.df["alpha"] == first.df["alpha"] + 3
+
+        # Far past its time, or with no way to refresh it apart: the search recomputes it.
+        await add(service, str(cube), {"content": "alpha once more"})
+        expire(lx._MAX_STALE_S + 1)
+        assert (await lx.cached_lexicon(session, base, reopen=reopen)).n == len(DOCS) + 4
+        await add(service, str(cube), {"content": "alpha and again"})
+        expire(1.0)
+        assert (await lx.cached_lexicon(session, base)).n == len(DOCS) + 5
+        assert not lx._tasks
+    finally:
+        await lx.wait_for_refreshes()
+        await db.close()

@@ -27,4 +27,5 @@ async def search_cube(
         tenant_id=principal.tenant_id,
         cube_id=cube.id,
         request=body,
+        db=state.db,
     )

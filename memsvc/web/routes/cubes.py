@@ -68,6 +68,7 @@ async def run_search(
         tenant_id=tenant_id,
         cube_id=cube.id,
         request=request,
+        db=state.db,
     )
 
 
