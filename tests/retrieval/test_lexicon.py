@@ -78,18 +78,14 @@ def test_candidate_tsquery_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lx.candidate_tsquery(WEIGHTS, 3.5) is None
 
 
+def sampled(n: int, sample_size: int, **holders: list[int]) -> lx.Lexicon:
+    """A lexicon of ``n`` memories whose sample says which sampled memories hold a word."""
+    sample = {w: np.array(ix, dtype=np.int32) for w, ix in holders.items()}
+    return lx.Lexicon(n=n, avgdl=3.0, min_df=2, df={}, sample_size=sample_size, sample=sample)
+
+
 def test_thresholds_from_the_sample() -> None:
-    lex = lx.Lexicon(
-        n=100,
-        avgdl=3.0,
-        min_df=2,
-        df={},
-        sample_size=10,
-        sample={
-            "a": np.array([0, 1, 2], dtype=np.int32),
-            "b": np.array([0, 1, 3, 4, 5, 6, 7, 8], dtype=np.int32),
-        },
-    )
+    lex = sampled(100, 10, a=[0, 1, 2], b=[0, 1, 3, 4, 5, 6, 7, 8])
     weights = {"a": 2.0, "b": 1.0, "unseen": 5.0}
     # Sample sums: 3, 3, 2, then six 1s; each sampled memory stands for ten.
     assert lx.thresholds(lex, weights, 20) == [3.0, 1.0, 0.0]
@@ -98,17 +94,7 @@ def test_thresholds_from_the_sample() -> None:
 
 
 def test_thresholds_step_over_a_plateau_of_common_words() -> None:
-    lex = lx.Lexicon(
-        n=1000,
-        avgdl=3.0,
-        min_df=2,
-        df={},
-        sample_size=100,
-        sample={
-            "rare": np.array([0, 1], dtype=np.int32),
-            "common": np.arange(0, 60, dtype=np.int32),
-        },
-    )
+    lex = sampled(1000, 100, rare=[0, 1], common=list(range(60)))
     weights = {"rare": 4.0, "common": 1.0}
     # Sample sums: 5, 5, then 58 memories tied at 1 (they hold only "common"); each sampled
     # memory stands for ten, so 40 memories need the plateau.
