@@ -125,8 +125,8 @@ async def cached_lexicon(
     """``lexicon`` remembered for a few minutes per scope; one search computes it while
     concurrent ones wait (it is a few passes over the scope: ~0.2-0.45 s at 100k).
 
-    With ``reopen`` (a new transaction scoped like ``session``), a lexicon past its time
-    but younger than ``_MAX_STALE_S`` is still answered, and refreshed by one background
+    With ``reopen`` (a new transaction scoped like ``session``), a lexicon at most
+    ``_MAX_STALE_S`` past its time is still answered, and refreshed by one background
     task, so no search pays for the refresh; common lexemes' frequencies move slowly.
     """
     key = scope_key(base)
