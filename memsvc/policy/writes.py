@@ -113,6 +113,7 @@ async def create_memories(
                 change=store.Change(actor=principal.actor, change_kind="create", policy="explicit"),
                 embedding_model=runtime.embedder.model_name,
                 max_attempts=max_attempts,
+                enqueue_enrichment=batch.enrich,
                 ann=index_now,
             )
             for i, read in zip(chunk, reads, strict=True):

@@ -62,6 +62,10 @@ class MemoryCreate(WireModel):
 
 class MemoryBatchCreate(WireModel):
     memories: list[MemoryCreate] = Field(min_length=1)
+    # False: stored, versioned and searchable at once, but not enriched (no keywords,
+    # context or links of their own; ``enrichment_status`` "skipped"), e.g. for a bulk
+    # import whose background enrichment is not wanted. Later memories may still link to them.
+    enrich: bool = True
 
 
 class MemoryUpdate(WireModel):

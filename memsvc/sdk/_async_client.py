@@ -188,9 +188,11 @@ class AsyncMemoryClient:
         /,
         *,
         idempotency_key: str | None = None,
+        enrich: bool = True,
     ) -> list[MemoryRead]:
-        """Add a batch of memories in one transaction; retries never duplicate."""
-        return await self._send(api.add_memories(cube_id, memories, idempotency_key))
+        """Add a batch of memories in one transaction; retries never duplicate.
+        ``enrich=False``: stored and searchable, but not enriched (a bulk import)."""
+        return await self._send(api.add_memories(cube_id, memories, idempotency_key, enrich))
 
     async def list_memories(
         self,

@@ -187,9 +187,11 @@ class MemoryClient:
         /,
         *,
         idempotency_key: str | None = None,
+        enrich: bool = True,
     ) -> list[MemoryRead]:
-        """Add a batch of memories in one transaction; retries never duplicate."""
-        return self._send(api.add_memories(cube_id, memories, idempotency_key))
+        """Add a batch of memories in one transaction; retries never duplicate.
+        ``enrich=False``: stored and searchable, but not enriched (a bulk import)."""
+        return self._send(api.add_memories(cube_id, memories, idempotency_key, enrich))
 
     def list_memories(
         self,

@@ -159,10 +159,11 @@ def _create_memories(
     memories: Sequence[MemoryCreate],
     idempotency_key: str | None,
     parse: Callable[[httpx.Response], T],
+    enrich: bool = True,
 ) -> Call[T]:
     # A fresh key per call, reused by every retry of it: the server applies it once.
     key = idempotency_key or str(uuid.uuid4())
-    body = MemoryBatchCreate(memories=list(memories))
+    body = MemoryBatchCreate(memories=list(memories), enrich=enrich)
     path = f"/v1/cubes/{seg(cube_id)}/memories"
     return json_call("POST", path, body, parse, headers={IDEMPOTENCY_HEADER: key})
 
@@ -179,10 +180,10 @@ def add_memory(
 
 
 def add_memories(
-    cube_id: ID, memories: Sequence[MemoryCreate], idempotency_key: str | None
+    cube_id: ID, memories: Sequence[MemoryCreate], idempotency_key: str | None, enrich: bool
 ) -> Call[list[MemoryRead]]:
     """``POST /v1/cubes/{cube_id}/memories`` with a batch."""
-    return _create_memories(cube_id, memories, idempotency_key, _memory_list)
+    return _create_memories(cube_id, memories, idempotency_key, _memory_list, enrich)
 
 
 def list_memories(

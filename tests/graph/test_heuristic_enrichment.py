@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
+from memsvc.schemas import MemoryCreate
+from memsvc.sdk import AsyncMemoryClient
 from tests.api.helpers import add, make_cube
 from tests.conftest import Service
 from tests.graph.helpers import links_of, versions, worker_for
@@ -66,3 +69,40 @@ async def test_near_duplicates_are_linked_as_same_entity(service: Service) -> No
     assert link["relation"] == "same_entity"
     assert link["reason"].startswith("near-duplicate")
     assert link["weight"] >= 0.95
+
+
+async def test_a_batch_can_skip_enrichment(service: Service) -> None:
+    cube = await make_cube(service)
+    resp = await service.client.post(
+        f"/v1/cubes/{cube}/memories",
+        json={
+            "memories": [{"content": "Caroline adopted a golden retriever named Max."}],
+            "enrich": False,
+        },
+        headers=service.auth(),
+    )
+    assert resp.status_code == 201, resp.text
+    (imported,) = resp.json()["items"]
+    transport = httpx.ASGITransport(app=service.app)  # type: ignore[arg-type]
+    async with AsyncMemoryClient("http://memsvc", service.admin_key, transport=transport) as c:
+        batch = [MemoryCreate(content="Max the dog loves the beach.")]
+        (via_sdk,) = await c.add_many(cube, batch, enrich=False)
+        assert via_sdk.enrichment_status == "skipped"
+        # Stored and searchable at once, and no enrichment job was queued for either.
+        hits = await c.search(cube, "Caroline's golden retriever Max", top_k=5)
+        assert {str(r.memory.id) for r in hits.results} == {imported["id"], str(via_sdk.id)}
+    assert imported["enrichment_status"] == "skipped"
+    assert await worker_for(service).run_until_idle() == 0
+
+    # A memory written later is enriched as usual and may link to the skipped ones.
+    (later,) = await add(
+        service, cube, {"content": "Caroline walks her golden retriever Max every morning."}
+    )
+    assert later["enrichment_status"] == "pending"
+    assert await worker_for(service).run_until_idle() == 1
+    got = await service.client.get(f"/v1/memories/{imported['id']}", headers=service.auth())
+    assert got.json()["enrichment_status"] == "skipped" and got.json()["version"] == 1
+    linked = {ln["source_id"] for ln in await links_of(service, later["id"])} | {
+        ln["target_id"] for ln in await links_of(service, later["id"])
+    }
+    assert imported["id"] in linked
