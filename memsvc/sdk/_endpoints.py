@@ -163,7 +163,9 @@ def _create_memories(
 ) -> Call[T]:
     # A fresh key per call, reused by every retry of it: the server applies it once.
     key = idempotency_key or str(uuid.uuid4())
-    body = MemoryBatchCreate(memories=list(memories), enrich=enrich)
+    # ``enrich`` goes on the wire only when it is not the default.
+    extra = {} if enrich else {"enrich": False}
+    body = MemoryBatchCreate(memories=list(memories), **extra)
     path = f"/v1/cubes/{seg(cube_id)}/memories"
     return json_call("POST", path, body, parse, headers={IDEMPOTENCY_HEADER: key})
 
