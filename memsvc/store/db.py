@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
@@ -172,7 +173,12 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
-        """Dispose of the pool (the embedded server stops when the process exits)."""
+        """Dispose of the pool and let go of the embedded server, which stops when no other
+        process uses it. (pgserver's own exit hook never runs when a signal ends the
+        process — uvicorn re-raises SIGTERM after its shutdown — and the server was left
+        running after ``memsvc serve`` stopped.)"""
         if not self._closed:
             self._closed = True
             await self.engine.dispose()
+            if self.server is not None:
+                await asyncio.to_thread(self.server.cleanup)

@@ -86,6 +86,8 @@ def test_serve_bootstraps_then_restart_keeps_every_memory(tmp_path: Path) -> Non
             assert [m.id for m in client.iter_memories(cube.id)] == ids
     finally:
         _stop(proc)
+    # Stopping memsvc stops its embedded Postgres (no postmaster left behind).
+    assert not (data / "pg" / "postmaster.pid").exists()
 
 
 def test_cli_keys_create_makes_a_working_key(tmp_path: Path) -> None:
