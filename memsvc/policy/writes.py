@@ -91,7 +91,7 @@ async def create_memories(
     by_length = sorted(range(len(own)), key=lambda i: -len(own[i]))
     chunks = [by_length[i : i + EMBED_CHUNK] for i in range(0, len(own), EMBED_CHUNK)]
     pending = [asyncio.ensure_future(runtime.embed([own[i] for i in c])) for c in chunks]
-    index_now = cube.ann_indexed and len(own) < ann.DEFER_FROM
+    fold_later = cube.ann_indexed and len(own) >= ann.DEFER_FROM
     created: dict[int, MemoryRead] = {}
     try:
         for chunk, fut in zip(chunks, pending, strict=True):
@@ -114,14 +114,14 @@ async def create_memories(
                 embedding_model=runtime.embedder.model_name,
                 max_attempts=max_attempts,
                 enqueue_enrichment=batch.enrich,
-                ann=index_now,
+                ann=cube.ann_indexed and not fold_later,
             )
             for i, read in zip(chunk, reads, strict=True):
                 created[i] = read
     finally:
         for fut in pending:
             fut.cancel()
-    if cube.ann_indexed and not index_now:
+    if fold_later:
         await ann.schedule_fold(
             session, tenant_id=principal.tenant_id, cube_id=cube_id, delay_s=fold_delay_s
         )

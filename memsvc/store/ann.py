@@ -128,22 +128,29 @@ async def request_promotion(
     if len(_asked) > 100_000:
         _asked.clear()
     _asked[cube_id] = now + _ASK_EVERY_S
-    pending = await session.execute(
-        select(
-            exists().where(
-                Job.tenant_id == tenant_id,
-                Job.kind == JOB_KIND,
-                Job.status.in_(("queued", "running")),
-                Job.payload["cube_id"].astext == str(cube_id),
-            )
-        )
-    )
-    if pending.scalar():
+    if await _job_exists(session, tenant_id, cube_id, ("queued", "running")):
         return False
     await enqueue_many(
         session, kind=JOB_KIND, payloads=[{"cube_id": str(cube_id)}], tenant_id=tenant_id
     )
     return True
+
+
+async def _job_exists(
+    session: AsyncSession, tenant_id: uuid.UUID, cube_id: uuid.UUID, statuses: tuple[str, ...]
+) -> bool:
+    """Whether an ``ann_index`` job for the cube is in one of ``statuses``."""
+    found = await session.execute(
+        select(
+            exists().where(
+                Job.tenant_id == tenant_id,
+                Job.kind == JOB_KIND,
+                Job.status.in_(statuses),
+                Job.payload["cube_id"].astext == str(cube_id),
+            )
+        )
+    )
+    return bool(found.scalar())
 
 
 async def schedule_fold(
@@ -155,17 +162,7 @@ async def schedule_fold(
     queued. No lock is taken, so concurrent writers may queue two: the second folds
     nothing. Memories committed after a fold's last batch wait for the next write or search
     to queue one, and are scored exactly until then."""
-    queued = await session.execute(
-        select(
-            exists().where(
-                Job.tenant_id == tenant_id,
-                Job.kind == JOB_KIND,
-                Job.status == "queued",
-                Job.payload["cube_id"].astext == str(cube_id),
-            )
-        )
-    )
-    if queued.scalar():
+    if await _job_exists(session, tenant_id, cube_id, ("queued",)):
         return False
     await enqueue_many(
         session,
