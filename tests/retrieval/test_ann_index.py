@@ -3,7 +3,6 @@ writes to promoted cubes, and the planner using the partial index."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,14 +32,9 @@ TEXTS = [
 
 
 @pytest.fixture()
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(settings: Settings) -> Settings:
     """Cubes above 12 memories count as large here (the default is 20,000)."""
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,  # type: ignore[arg-type]
-        print_admin_key=False,
-        exact_search_threshold=THRESHOLD,
-    )
+    return settings.model_copy(update={"exact_search_threshold": THRESHOLD})
 
 
 @pytest.fixture(autouse=True)

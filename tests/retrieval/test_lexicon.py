@@ -7,7 +7,6 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,14 +30,9 @@ WEIGHTS = {"alpha": 3.0, "beta": 2.0, "gamma": 1.5, "delta": 1.0}
 
 
 @pytest.fixture()
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(settings: Settings) -> Settings:
     """Cubes above 3 memories count as large: the lexicon path serves full-text."""
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,  # type: ignore[arg-type]
-        print_admin_key=False,
-        exact_search_threshold=3,
-    )
+    return settings.model_copy(update={"exact_search_threshold": 3})
 
 
 @pytest.fixture(autouse=True)
