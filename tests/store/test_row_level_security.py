@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
 
@@ -10,6 +12,12 @@ from tests.api.helpers import add, make_cube, new_tenant_key
 from tests.conftest import Service
 
 pytestmark = pytest.mark.anyio
+
+
+async def tenant_ids(db: Database) -> dict[str, Any]:
+    """Every tenant's id by name (an unscoped transaction sees them all)."""
+    async with db.transaction() as s:
+        return {name: tid for tid, name in await s.execute(text("SELECT id, name FROM tenant"))}
 
 
 async def test_unfiltered_queries_see_only_the_scoped_tenant(
@@ -24,10 +32,8 @@ async def test_unfiltered_queries_see_only_the_scoped_tenant(
     db = Database.connect(database_url)
     try:
         assert await db.detect_rls()
+        tenants = await tenant_ids(db)
         async with db.transaction() as s:
-            tenants = dict(
-                (name, tid) for tid, name in (await s.execute(text("SELECT id, name FROM tenant")))
-            )
             assert (await s.execute(text("SELECT count(*) FROM memory"))).scalar() == 3
         async with db.tenant_transaction(tenants["tenant-b"]) as s:
             rows = (await s.execute(text("SELECT content FROM memory"))).scalars().all()
@@ -65,10 +71,7 @@ async def test_fulltext_lookup_answers_only_for_the_scoped_tenant(
     db = Database.connect(database_url)
     try:
         assert await db.detect_rls()
-        async with db.transaction() as s:
-            tenants = dict(
-                (name, tid) for tid, name in (await s.execute(text("SELECT id, name FROM tenant")))
-            )
+        tenants = await tenant_ids(db)
         a, b = tenants["default"], tenants["tenant-b"]
         async with db.tenant_transaction(a) as s:
             assert (await s.execute(lookup, {"t": a, "c": cube_a})).scalar() == 1
