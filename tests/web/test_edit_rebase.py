@@ -44,6 +44,8 @@ async def test_a_form_opened_before_enrichment_saves_over_it(service: Service) -
         enriched["keywords"],
     )
     assert (await versions(service, mem["id"]))[-1]["rebased_over"] == [2]
+    shown = await service.client.get(f"/admin/memories/{mem['id']}")
+    assert '<div class="small rebased">made against v1, applied over v2</div>' in shown.text
 
     # Changing the tags enrichment changed since the form was opened is a conflict.
     clash = await service.client.post(
