@@ -13,7 +13,7 @@ from memsvc.config import LimitSettings
 from memsvc.errors import PayloadTooLarge
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
-from memsvc.store import ann, cubes, idempotency
+from memsvc.store import ann, cubes, edits, idempotency
 from memsvc.store import memories as store
 from memsvc.store.indexing import build_index_text, placed_text, session_context
 from memsvc.store.tenants import Principal
@@ -146,14 +146,18 @@ async def update_memory(
     memory_id: uuid.UUID,
     data: MemoryUpdate,
 ) -> MemoryRead:
-    """Apply a change as a new version; re-embed when what the memory is indexed by changed."""
+    """Apply a change as a new version, rebased over the system's versions since the one it
+    expected (else 409, see ``memsvc.store.edits``); re-embed when what it is indexed by changed.
+    """
     if data.content is not None and len(data.content.encode()) > limits.max_content_bytes:
         raise PayloadTooLarge(
             f"content exceeds {limits.max_content_bytes} bytes", code="content_too_large"
         )
-    current = await store.get(session, tenant_id=principal.tenant_id, memory_id=memory_id)
+    edit = await edits.begin(session, tenant_id=principal.tenant_id, memory_id=memory_id, data=data)
+    current = edit.memory
     index_text = vec = None
     if data.content is not None or data.tags is not None:
+        # Built from the locked latest state: a rebased edit keeps the tags enrichment added.
         index_text = build_index_text(
             data.content if data.content is not None else current.content,
             tags=data.tags if data.tags is not None else current.tags,
@@ -166,6 +170,8 @@ async def update_memory(
         memory_id=memory_id,
         data=data,
         change=store.Change(actor=principal.actor, change_kind="update", reason=data.reason),
+        version=current.version,
+        rebased_over=edit.rebased_over,
         index_text=index_text,
         embedding=vec,
         embedding_model=runtime.embedder.model_name,

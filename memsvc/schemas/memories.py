@@ -69,7 +69,7 @@ class MemoryBatchCreate(WireModel):
 
 
 class MemoryUpdate(WireModel):
-    """A change to a memory; ``expected_version`` must be the current version (else 409)."""
+    """A change to a memory, made against ``expected_version`` (see ``memsvc.store.edits``)."""
 
     expected_version: int = Field(ge=1)
     content: str | None = Field(default=None, min_length=1)
@@ -143,6 +143,8 @@ class MemoryVersionRead(ReadModel):
     model: str | None = None
     embedding_model: str | None = None
     embedding_hash: str | None = None
+    # Versions (by the system) written after the edit's expected_version, applied under it.
+    rebased_over: list[int] = Field(default_factory=list)
     created_at: datetime
 
 
@@ -157,6 +159,7 @@ class VersionProvenance(ReadModel):
     caused_by: uuid.UUID | None = None
     policy: str | None = None
     model: str | None = None
+    rebased_over: list[int] = Field(default_factory=list)
     created_at: datetime
     sources: list[SourceRead] = Field(default_factory=list)
 

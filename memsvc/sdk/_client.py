@@ -226,7 +226,8 @@ class MemoryClient:
         /,
         **fields: Unpack[MemoryUpdateFields],
     ) -> MemoryRead:
-        """Append a version; ``expected_version`` must be current, else ``Conflict``."""
+        """Append a version made against ``expected_version``: applied over enrichment since;
+        ``Conflict`` when another writer changed the memory, or enrichment a field you set."""
         return self._send(api.update_memory(memory_id, update, fields))
 
     def delete_memory(self, memory_id: ID, *, hard: bool = False) -> None:

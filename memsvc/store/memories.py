@@ -39,7 +39,7 @@ from memsvc.store.models import (
 from memsvc.store.pagination import fetch_page
 
 # Columns copied from the current state into each version row.
-_SNAPSHOT = [
+SNAPSHOT = [
     "content",
     "kind",
     "layer",
@@ -117,7 +117,7 @@ def embedding_hash(vec: np.ndarray) -> str:
 
 
 def _snapshot(mem: Memory, change: Change, version: int, **extra: Any) -> dict[str, Any]:
-    row = {name: getattr(mem, name) for name in _SNAPSHOT}
+    row = {name: getattr(mem, name) for name in SNAPSHOT}
     row.update(
         tenant_id=mem.tenant_id,
         memory_id=mem.id,
@@ -253,7 +253,7 @@ async def create_many(
             "updated_at": at,
         }
         mem_rows.append(row)
-        snap = {k: row[k] for k in _SNAPSHOT}
+        snap = {k: row[k] for k in SNAPSHOT}
         ver_rows.append(
             {
                 **snap,
@@ -419,11 +419,13 @@ async def update_memory(
     memory_id: uuid.UUID,
     data: MemoryUpdate,
     change: Change,
+    version: int,
+    rebased_over: Sequence[int] = (),
     index_text: str | None = None,
     embedding: np.ndarray | None = None,
     embedding_model: str | None = None,
 ) -> MemoryRead:
-    """Compare-and-set update: applies only if ``expected_version`` is current (else 409)."""
+    """Apply an edit as version ``version + 1``; ``version`` is locked by ``edits.begin``."""
     values: dict[str, Any] = data.model_dump(
         exclude_unset=True, exclude={"expected_version", "reason"}
     )
@@ -439,23 +441,23 @@ async def update_memory(
             Memory.id == memory_id,
             Memory.tenant_id == tenant_id,
             Memory.status != "erased",
-            Memory.version == data.expected_version,
+            Memory.version == version,
         )
         .values(**values, version=Memory.version + 1, updated_at=func.now())
         .returning(Memory)
         .execution_options(synchronize_session=False)
     )
     mem = (await session.execute(stmt)).scalar_one_or_none()
-    if mem is None:
+    if mem is None:  # only when called without the lock of ``edits.begin``
         current = await load(session, tenant_id=tenant_id, memory_id=memory_id)
         raise Conflict(
-            f"memory is at version {current.version}, not {data.expected_version}",
+            f"memory is at version {current.version}, not {version}",
             code="version_conflict",
-            detail={"current_version": current.version},
+            detail={"expected_version": version, "current_version": current.version},
         )
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"rebased_over": list(rebased_over) or None}
     if embedding is not None:
-        extra = {"embedding_model": embedding_model, "embedding_hash": embedding_hash(embedding)}
+        extra |= {"embedding_model": embedding_model, "embedding_hash": embedding_hash(embedding)}
     await _append_version(session, mem, change, **extra)
     return (await read_many(session, [mem]))[0]
 
@@ -548,6 +550,7 @@ def _version_read(v: MemoryVersion) -> MemoryVersionRead:
         model=v.model,
         embedding_model=v.embedding_model,
         embedding_hash=v.embedding_hash,
+        rebased_over=list(v.rebased_over or []),
         created_at=v.created_at,
     )
 
@@ -622,6 +625,7 @@ async def provenance(
                 caused_by=v.caused_by,
                 policy=v.policy,
                 model=v.model,
+                rebased_over=list(v.rebased_over or []),
                 created_at=v.created_at,
                 sources=by_version.get(v.version, []),
             )

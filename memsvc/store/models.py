@@ -238,6 +238,8 @@ class MemoryVersion(Base):
     caused_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     policy: Mapped[str | None] = mapped_column(String(200))
     model: Mapped[str | None] = mapped_column(String(300))
+    # An edit applied on top of system versions written after the one it expected.
+    rebased_over: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
     created_at: Mapped[datetime] = _now()
     __table_args__ = (UniqueConstraint("memory_id", "version"),)
 

@@ -111,7 +111,13 @@ async def test_stale_update_is_409_and_changes_nothing(service: Service) -> None
         headers=service.auth(),
     )
     err = assert_error(stale, 409, "version_conflict")
-    assert err["detail"] == {"current_version": 2}
+    assert err["detail"] == {
+        "expected_version": 1,
+        "current_version": 2,
+        "conflicting_version": 2,
+        "change_kind": "update",
+        "fields": ["content"],
+    }
     now = (await service.client.get(f"/v1/memories/{mem['id']}", headers=service.auth())).json()
     assert (now["version"], now["content"]) == (2, "Likes coffee")
 

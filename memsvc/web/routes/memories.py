@@ -105,8 +105,21 @@ async def memory_page(request: Request, memory_id: uuid.UUID, web: WebDep, db: D
     return page(request, "memory.html", **await _context(request, db, web, memory_id))
 
 
-def _update_from_form(form: Form, current: MemoryRead) -> MemoryUpdate | None:
-    """A PATCH of only the fields the operator changed (None when nothing changed)."""
+async def _form_base(
+    db: AsyncSession, *, tenant_id: uuid.UUID, current: MemoryRead, form: Form
+) -> MemoryRead | MemoryVersionRead:
+    """The version the form was opened at: its fields are what the operator saw."""
+    try:
+        number = int(form.get("expected_version"))
+    except ValueError:
+        return current  # the update model refuses it with the API's message
+    if not 1 <= number < current.version:
+        return current
+    return await store.version(db, tenant_id=tenant_id, memory_id=current.id, number=number)
+
+
+def _update_from_form(form: Form, current: MemoryRead | MemoryVersionRead) -> MemoryUpdate | None:
+    """A PATCH of only the fields the operator changed from ``current`` (None: nothing)."""
     changes: dict[str, Any] = {}
     content = form.get("content").replace("\r\n", "\n")
     if content != current.content:
@@ -147,10 +160,14 @@ async def edit(
     db: DbDep,
     state: StateDep,
 ) -> Response:
-    """Apply an edit as a new version; a stale ``expected_version`` shows the conflict."""
+    """Apply an edit as a new version (rebased over enrichment since the form was opened);
+    a conflicting change since shows the conflict."""
     current = await store.get(db, tenant_id=web.tenant_id, memory_id=memory_id)
+    # Compared with the version the form showed, not the latest: fields enrichment changed
+    # since are not the operator's edits (and would make the edit a conflict).
+    base = await _form_base(db, tenant_id=web.tenant_id, current=current, form=form)
     try:
-        update = _update_from_form(form, current)
+        update = _update_from_form(form, base)
         if update is None:
             return _back(memory_id, "unchanged")
         await writes.update_memory(
