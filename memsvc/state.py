@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,33 +16,28 @@ if TYPE_CHECKING:
 
 @dataclass
 class KeyCache:
-    """Verified keys for a few seconds, so auth is not a query on every request.
-
-    A revocation in this process takes effect at once; in other replicas within ``ttl_s``.
+    """Verified keys for a few seconds (``Caches.keys``), so auth is not a query on every
+    request. A revocation in this process takes effect at once; in other replicas within
+    ``memsvc.store.caches.KEY_TTL_S``.
     """
 
     db: Database
-    ttl_s: float = 10.0
-    _hits: dict[str, tuple[Principal, float]] = field(default_factory=dict)
 
     async def lookup(self, raw: str) -> Principal | None:
         """The principal of a presented key, or None."""
         digest = hashlib.sha256(raw.encode()).hexdigest()
-        hit = self._hits.get(digest)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        hit: Principal | None = self.db.caches.keys.get(digest)
+        if hit is not None:
+            return hit
         async with self.db.transaction() as session:
             principal = await authenticate(session, raw_key=raw)
         if principal is not None:
-            if len(self._hits) > 10_000:
-                self._hits.clear()
-            self._hits[digest] = (principal, now + self.ttl_s)
+            self.db.caches.keys[digest] = principal
         return principal
 
     def forget_all(self) -> None:
         """Drop every cached key (after a revocation)."""
-        self._hits.clear()
+        self.db.caches.keys.clear()
 
 
 @dataclass

@@ -16,7 +16,6 @@ from memsvc.api import errors
 from memsvc.api.middleware import BodyLimit, Metrics
 from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
 from memsvc.config import Settings
-from memsvc.retrieval import lexicon
 from memsvc.runtime import ModelRuntime, build_runtime
 from memsvc.schemas import KeyCreated
 from memsvc.state import AppState, KeyCache
@@ -85,7 +84,6 @@ def create_app(
                 await hook(state)
             if owns_runtime:
                 state.runtime.close()
-            await lexicon.wait_for_refreshes()
             await state.db.close()
 
     app = FastAPI(

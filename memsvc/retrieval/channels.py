@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +34,7 @@ from memsvc.retrieval.lexicon import Lexicon, candidate_tsquery, thresholds
 from memsvc.retrieval.timeparse import Period
 from memsvc.store import ann
 from memsvc.store.ann import Ranked
+from memsvc.store.caches import caches_of
 from memsvc.store.models import Memory
 from memsvc.store.textsearch import TextMatch, plain_match
 
@@ -72,25 +72,17 @@ class ScopeStats:
     avgdl: float
 
 
-_STATS_TTL_S = 30.0
-_stats_cache: dict[tuple[Any, ...], tuple[ScopeStats, float]] = {}
-
-
 async def cached_scope_stats(
     session: AsyncSession, base: Select[Any], limit: int, *, key: tuple[Any, ...]
 ) -> ScopeStats:
     """``scope_stats`` remembered for a few seconds per scope (a pass over up to ``limit``
     rows was the largest cost of a search); ``key`` must name the scope and its cube's
-    write generation, so this process's writes are seen at once."""
-    now = time.monotonic()
-    hit = _stats_cache.get(key)
-    if hit is not None and hit[1] > now:
-        return hit[0]
-    stats = await scope_stats(session, base, limit)
-    if len(_stats_cache) > 10_000:
-        _stats_cache.clear()
-    _stats_cache[key] = (stats, now + _STATS_TTL_S)
-    return stats
+    write generation, so this process's writes are seen at once (``Caches.scope_stats``)."""
+    cache = caches_of(session).scope_stats
+    hit: ScopeStats | None = cache.get(key)
+    if hit is None:
+        hit = cache[key] = await scope_stats(session, base, limit)
+    return hit
 
 
 async def scope_stats(session: AsyncSession, base: Select[Any], limit: int) -> ScopeStats:

@@ -22,7 +22,6 @@ import asyncio
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc.store.caches import Caches, caches_of
 from memsvc.store.models import Memory
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ _TTL_S = 300.0
 # A lexicon past its time is answered while a background task refreshes it, for at most
 # this long past its time (then the search that finds it recomputes it).
 _MAX_STALE_S = 3600.0
-_MAX_ENTRIES = 64
 _EPS = 1e-9
 
 
@@ -107,11 +106,6 @@ async def lexicon(session: AsyncSession, base: Select[Any]) -> Lexicon:
 # A transaction scoped like the search's own (``Database.tenant_transaction``).
 Reopen = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
-_cache: OrderedDict[tuple[str, str], tuple[Lexicon, float]] = OrderedDict()
-_locks: dict[tuple[str, str], asyncio.Lock] = {}
-_refreshing: set[tuple[str, str]] = set()
-_tasks: set[asyncio.Task[None]] = set()
-
 
 def scope_key(base: Select[Any]) -> tuple[str, str]:
     """The scope a select stands for: its SQL and bound values (tenant, cube, filters)."""
@@ -122,72 +116,60 @@ def scope_key(base: Select[Any]) -> tuple[str, str]:
 async def cached_lexicon(
     session: AsyncSession, base: Select[Any], *, reopen: Reopen | None = None
 ) -> Lexicon:
-    """``lexicon`` remembered for a few minutes per scope; one search computes it while
-    concurrent ones wait (it is a few passes over the scope: ~0.2-0.45 s at 100k).
+    """``lexicon`` remembered for a few minutes per scope (``Caches.lexicons``); one search
+    computes it while concurrent ones wait (it is a few passes over the scope: ~0.2-0.45 s
+    at 100k, bench/lexicon.py).
 
     With ``reopen`` (a new transaction scoped like ``session``), a lexicon at most
     ``_MAX_STALE_S`` past its time is still answered, and refreshed by one background
-    task, so no search pays for the refresh; common lexemes' frequencies move slowly.
+    task (owned by the caches, awaited when the database closes), so no search pays for
+    the refresh; common lexemes' frequencies move slowly.
     """
+    caches = caches_of(session)
     key = scope_key(base)
-    hit = _fresh(key)
+    hit = _fresh(caches, key)
     if hit is not None:
         return hit
-    stale = _cache.get(key)
+    stale = caches.lexicons.get(key)
     if reopen is not None and stale is not None and stale[1] + _MAX_STALE_S > time.monotonic():
-        if key not in _refreshing:
-            _refreshing.add(key)
-            task = asyncio.create_task(_refresh(key, base, reopen))
-            _tasks.add(task)
-            task.add_done_callback(_tasks.discard)
-        return stale[0]
-    lock = _locks.setdefault(key, asyncio.Lock())
+        if key not in caches.lexicon_refreshing:
+            caches.lexicon_refreshing.add(key)
+            caches.spawn(asyncio.create_task(_refresh(caches, key, base, reopen)))
+        lex: Lexicon = stale[0]
+        return lex
+    lock = caches.lexicon_locks.setdefault(key, asyncio.Lock())
     try:
         async with lock:
-            hit = _fresh(key)
+            hit = _fresh(caches, key)
             if hit is not None:
                 return hit
             lex = await lexicon(session, base)
-            _store(key, lex)
+            _store(caches, key, lex)
             return lex
     finally:
-        _locks.pop(key, None)
+        caches.lexicon_locks.pop(key, None)
 
 
-async def _refresh(key: tuple[str, str], base: Select[Any], reopen: Reopen) -> None:
+async def _refresh(caches: Caches, key: tuple[str, str], base: Select[Any], reopen: Reopen) -> None:
     try:
         async with reopen() as session:
-            _store(key, await lexicon(session, base))
+            _store(caches, key, await lexicon(session, base))
     except Exception:  # the stale lexicon keeps answering; the next search tries again
         log.exception("lexicon refresh failed")
     finally:
-        _refreshing.discard(key)
+        caches.lexicon_refreshing.discard(key)
 
 
-def _store(key: tuple[str, str], lex: Lexicon) -> None:
-    _cache[key] = (lex, time.monotonic() + _TTL_S)
-    _cache.move_to_end(key)
-    while len(_cache) > _MAX_ENTRIES:
-        _cache.popitem(last=False)
+def _store(caches: Caches, key: tuple[str, str], lex: Lexicon) -> None:
+    caches.lexicons[key] = (lex, time.monotonic() + _TTL_S)
 
 
-async def wait_for_refreshes() -> None:
-    """Wait until the background refreshes under way are done (tests, shutdown)."""
-    while _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)
-
-
-def _fresh(key: tuple[str, str]) -> Lexicon | None:
-    hit = _cache.get(key)
+def _fresh(caches: Caches, key: tuple[str, str]) -> Lexicon | None:
+    hit = caches.lexicons.get(key)
     if hit is None or hit[1] <= time.monotonic():
         return None
-    _cache.move_to_end(key)
-    return hit[0]
-
-
-def clear_cache() -> None:
-    """Forget every cached lexicon (tests; after bulk changes made by other means)."""
-    _cache.clear()
+    lex: Lexicon = hit[0]
+    return lex
 
 
 def thresholds(

@@ -38,6 +38,7 @@ from memsvc.schemas import (
 from memsvc.store import ann, textsearch
 from memsvc.store import memories as store
 from memsvc.store.ann import Ranked
+from memsvc.store.caches import caches_of
 from memsvc.store.models import Memory
 from memsvc.store.textsearch import TextMatch, plain_match
 
@@ -242,7 +243,7 @@ async def search(
     scope_key = (
         tenant_id,
         cube_id,
-        store.cube_generation(cube_id),
+        caches_of(session).generation(cube_id),
         request.filters.model_dump_json() if request.filters else None,
         request.as_of,
         exact_threshold,

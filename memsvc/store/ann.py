@@ -22,7 +22,6 @@ meanwhile is scored exactly, so results stay complete.
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -31,6 +30,7 @@ from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import Select, cast, exists, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc.store.caches import caches_of
 from memsvc.store.jobs import enqueue_many
 from memsvc.store.models import EMBEDDING_DIM, Cube, Job, Memory
 
@@ -49,27 +49,17 @@ DEFER_FROM = 64
 # 0009) and a wider search buys back the recall: at 100k MiniLM vectors of real text,
 # recall@10 against exact search is 0.972 at 200 (m=16 with 50/100: 0.948/0.980).
 EF_SEARCH_MIN = 200
-# Per process: a cube's promotion is asked for at most once per this many seconds.
-_ASK_EVERY_S = 60.0
-_asked: dict[uuid.UUID, float] = {}
-# Per process: promoted cubes (forever) and, for a few seconds, cubes that are not.
-_indexed: dict[uuid.UUID, float] = {}
-_FOREVER = float("inf")
-_NOT_INDEXED_TTL_S = 10.0
 
 
 async def is_indexed(session: AsyncSession, cube_id: uuid.UUID) -> bool:
     """Whether the cube has been promoted to the HNSW index (a promotion is never undone,
-    so a yes is remembered for good; a no for a few seconds)."""
-    now = time.monotonic()
-    known = _indexed.get(cube_id)
-    if known is not None and known > now:
-        return known == _FOREVER
+    so a yes is remembered until evicted; a no for a few seconds: ``Caches.ann_indexed``)."""
+    known = caches_of(session).ann_indexed.get(cube_id)
+    if known is not None:
+        return known
     row = await session.execute(select(Cube.ann_indexed).where(Cube.id == cube_id))
     indexed = bool(row.scalar())
-    if len(_indexed) > 100_000:
-        _indexed.clear()
-    _indexed[cube_id] = _FOREVER if indexed else now + _NOT_INDEXED_TTL_S
+    caches_of(session).ann_indexed[cube_id] = indexed
     return indexed
 
 
@@ -122,12 +112,10 @@ async def request_promotion(
 ) -> bool:
     """Queue the ``ann_index`` job for the cube in the caller's transaction, unless one is
     pending or this process asked within the last minute; True when queued."""
-    now = time.monotonic()
-    if _asked.get(cube_id, 0.0) > now:
+    asked = caches_of(session).promotion_asked
+    if cube_id in asked:
         return False
-    if len(_asked) > 100_000:
-        _asked.clear()
-    _asked[cube_id] = now + _ASK_EVERY_S
+    asked[cube_id] = True
     if await _job_exists(session, tenant_id, cube_id, ("queued", "running")):
         return False
     await enqueue_many(
@@ -189,7 +177,7 @@ async def mark_cube(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uui
             .where(Cube.id == cube_id, Cube.tenant_id == tenant_id)
             .values(ann_indexed=True)
         )
-    _indexed[cube_id] = _FOREVER  # this process's searches use the index at once
+    caches_of(session).ann_indexed[cube_id] = True  # this process's searches use it at once
     return True
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from memsvc.config import PACKAGE_DIR, Settings
+from memsvc.store.caches import Caches
 from memsvc.store.models import BINARY_VECTORS
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ class Database:
     server: Any = None
     # Whether row-level security can be used (migration 0003 made the tenant role).
     rls: bool = False
+    # This handle's process state (every session it opens carries it: ``caches_of``).
+    caches: Caches = field(default_factory=Caches)
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -136,8 +139,9 @@ class Database:
         """An engine for ``url`` (no I/O until first use)."""
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=1800)
         binary_vectors(engine)
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
-        return cls(url=url, engine=engine, sessions=sessions, server=server)
+        caches = Caches()
+        sessions = async_sessionmaker(engine, expire_on_commit=False, info={"caches": caches})
+        return cls(url=url, engine=engine, sessions=sessions, server=server, caches=caches)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -179,6 +183,7 @@ class Database:
         running after ``memsvc serve`` stopped.)"""
         if not self._closed:
             self._closed = True
+            await self.caches.wait()
             await self.engine.dispose()
             if self.server is not None:
                 await asyncio.to_thread(self.server.cleanup)

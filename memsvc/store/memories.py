@@ -26,6 +26,7 @@ from memsvc.schemas import (
     SourceRead,
     VersionProvenance,
 )
+from memsvc.store.caches import caches_of
 from memsvc.store.indexing import occurred_at
 from memsvc.store.jobs import enqueue_many
 from memsvc.store.models import (
@@ -54,22 +55,6 @@ SNAPSHOT = [
     "valid_from",
     "valid_to",
 ]
-
-
-# Per-process write counters by cube: caches of cube-level statistics (search's scope
-# size) key on them, so this process's own writes invalidate at once; other processes'
-# writes within the caches' TTL.
-_cube_generation: dict[uuid.UUID, int] = defaultdict(int)
-
-
-def touch_cube(cube_id: uuid.UUID) -> None:
-    """Note that the cube's memories changed."""
-    _cube_generation[cube_id] += 1
-
-
-def cube_generation(cube_id: uuid.UUID) -> int:
-    """How many times this process changed the cube's memories."""
-    return _cube_generation[cube_id]
 
 
 @dataclass
@@ -317,7 +302,7 @@ async def create_many(
         )
     # Core inserts (column names as keys): the ORM's bulk path costs ~0.1 ms a row here.
     await session.execute(insert(core_table(Memory)), _columns(mem_rows))
-    touch_cube(cube_id)
+    caches_of(session).touch_cube(cube_id)
     await session.execute(insert(core_table(MemoryVersion)), _columns(ver_rows))
     if src_rows:
         await session.execute(insert(core_table(Source)), _columns(src_rows))
@@ -474,7 +459,7 @@ async def set_status(
     mem = await load(session, tenant_id=tenant_id, memory_id=memory_id, for_update=True)
     if mem.status != status:
         mem.status = status
-        touch_cube(mem.cube_id)
+        caches_of(session).touch_cube(mem.cube_id)
         mem.version += 1
         mem.updated_at = datetime.now(UTC)
         await session.flush()

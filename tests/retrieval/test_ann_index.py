@@ -37,12 +37,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"exact_search_threshold": THRESHOLD})
 
 
-@pytest.fixture(autouse=True)
-def _no_ask_throttle() -> None:
-    ann._asked.clear()
-    ann._indexed.clear()
-
-
 async def search(svc: Service, cube: str, query: str) -> dict[str, Any]:
     resp = await svc.client.post(
         f"/v1/cubes/{cube}/search",
@@ -101,7 +95,7 @@ async def test_large_cube_is_promoted_and_searched_through_the_index(
         "cube above the exact-search threshold: its HNSW index is being built"
     ]
     assert [r["memory"]["content"] for r in first["results"]] == want
-    ann._asked.clear()
+    service.app.state.memsvc.db.caches.promotion_asked.clear()
     await search(service, cube, query)  # a pending job is not queued twice
     assert ann_jobs(database_url, cube) == ["queued"]
 
@@ -174,7 +168,7 @@ async def test_unindexed_tail_is_scored_exactly_and_requeued(
     # A write that raced the promotion: its memory is not in the index.
     (late,) = await add(service, cube, {"content": "Melanie learned to play the violin"})
     sql(database_url, "UPDATE memory SET ann = false WHERE id = :m", m=late["id"])
-    ann._asked.clear()
+    service.app.state.memsvc.db.caches.promotion_asked.clear()
 
     body = await search(service, cube, "who plays the violin?")
     assert body["exact"] is False

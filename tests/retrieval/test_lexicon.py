@@ -19,6 +19,7 @@ from memsvc.retrieval import lexicon as lx
 from memsvc.retrieval.channels import bm25_channel, scope_stats
 from memsvc.retrieval.search import _scoped
 from memsvc.schemas import SearchFilters
+from memsvc.store.caches import caches_of
 from memsvc.store.db import Database
 from memsvc.store.models import Memory
 from tests.api.helpers import add, make_cube
@@ -33,11 +34,6 @@ WEIGHTS = {"alpha": 3.0, "beta": 2.0, "gamma": 1.5, "delta": 1.0}
 def settings(settings: Settings) -> Settings:
     """Cubes above 3 memories count as large: the lexicon path serves full-text."""
     return settings.model_copy(update={"exact_search_threshold": 3})
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
-    lx.clear_cache()
 
 
 @pytest.fixture()
@@ -204,6 +200,7 @@ async def test_a_stale_lexicon_answers_while_it_is_refreshed(
 ) -> None:
     tenant, cube = await _cube(service, session, [{"content": d} for d in DOCS])
     base = _base(tenant, cube)
+    caches = caches_of(session)
     db = Database.connect(database_url)
     try:
         assert await db.detect_rls()
@@ -217,15 +214,15 @@ async def test_a_stale_lexicon_answers_while_it_is_refreshed(
         key = lx.scope_key(base)
 
         def expire(by: float) -> None:
-            lex, _ = lx._cache[key]
-            lx._cache[key] = (lex, time.monotonic() - by)
+            lex, _ = caches.lexicons[key]
+            caches.lexicons[key] = (lex, time.monotonic() - by)
 
         # Past its time: the stale lexicon answers at once and one refresh starts.
         expire(1.0)
         assert await lx.cached_lexicon(session, base, reopen=reopen) is first
         assert await lx.cached_lexicon(session, base, reopen=reopen) is first
-        assert len(lx._tasks) == 1
-        await lx.wait_for_refreshes()
+        assert len(caches.tasks) == 1
+        await caches.wait()
         fresh = await lx.cached_lexicon(session, base, reopen=reopen)
         assert fresh.n == len(DOCS) + 3 and fresh.df["alpha"] == first.df["alpha"] + 3
 
@@ -236,7 +233,7 @@ async def test_a_stale_lexicon_answers_while_it_is_refreshed(
         await add(service, str(cube), {"content": "alpha and again"})
         expire(1.0)
         assert (await lx.cached_lexicon(session, base)).n == len(DOCS) + 5
-        assert not lx._tasks
+        assert not caches.tasks
     finally:
-        await lx.wait_for_refreshes()
+        await caches.wait()
         await db.close()
