@@ -42,7 +42,16 @@ from memsvc.store.caches import caches_of
 from memsvc.store.models import Memory
 from memsvc.store.textsearch import TextMatch, plain_match
 
-__all__ = ["Candidates", "explain", "fuse", "search", "tsquery_text"]
+__all__ = [
+    "Candidates",
+    "Scope",
+    "explain",
+    "fuse",
+    "gather",
+    "open_scope",
+    "search",
+    "tsquery_text",
+]
 
 Embed = Callable[[str], Awaitable[np.ndarray]]
 Rerank = Callable[[str, list[str]], Awaitable[np.ndarray | None]]
@@ -146,16 +155,82 @@ def explain(cands: Candidates, mid: uuid.UUID) -> dict[str, ChannelHit]:
     return out
 
 
-async def _fulltext(
+@dataclass
+class Scope:
+    """What one search runs over: the memories it may return and how to reach them."""
+
+    session: AsyncSession
+    tenant_id: uuid.UUID
+    cube_id: uuid.UUID
+    # ``select(Memory.id)`` restricted to the scope (tenant, cube, filters, as_of).
+    base: Select[Any]
+    # Its size, counted no further than the exact threshold, and mean BM25 length.
+    stats: ScopeStats
+    # Small enough to score every memory exactly.
+    exact: bool
+    # A promoted large cube: vectors through HNSW.
+    approximate: bool
+    # Full-text matches of large scopes through the cube's GIN index.
+    cube_match: TextMatch
+    # A new transaction scoped like ``session``, for background refreshes.
+    reopen: Reopen | None
+    notes: list[str] = field(default_factory=list)
+
+
+async def open_scope(
     session: AsyncSession,
-    base: Select[Any],
+    *,
+    tenant_id: uuid.UUID,
+    cube_id: uuid.UUID,
     request: SearchRequest,
-    config: RetrievalConfig,
-    stats: ScopeStats,
-    exact: bool,
-    notes: list[str],
-    cube_match: TextMatch,
+    vector: bool,
+    exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
     reopen: Reopen | None = None,
+) -> Scope:
+    """Size the scope (cached per cube write generation) and pick exact or HNSW search;
+    a large cube not yet promoted has its promotion queued."""
+    base = _scoped(
+        select(Memory.id),
+        tenant_id=tenant_id,
+        cube_id=cube_id,
+        filters=request.filters,
+        as_of=request.as_of,
+    )
+    # Small cubes are the common case: score every memory exactly below the threshold.
+    key = (
+        tenant_id,
+        cube_id,
+        caches_of(session).generation(cube_id),
+        request.filters.model_dump_json() if request.filters else None,
+        request.as_of,
+        exact_threshold,
+    )
+    stats = await cached_scope_stats(session, base, exact_threshold + 1, key=key)
+    scope = Scope(
+        session=session,
+        tenant_id=tenant_id,
+        cube_id=cube_id,
+        base=base,
+        stats=stats,
+        exact=stats.n <= exact_threshold,
+        approximate=False,
+        cube_match=textsearch.cube_match(tenant_id, cube_id),
+        reopen=reopen,
+    )
+    if not scope.exact and vector:
+        # Large cube: HNSW once the cube is promoted; until then exact scores, and the
+        # promotion is queued (memsvc.store.ann).
+        scope.approximate = await ann.is_indexed(session, cube_id)
+        if not scope.approximate:
+            scope.notes.append(
+                "cube above the exact-search threshold: its HNSW index is being built"
+            )
+            await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
+    return scope
+
+
+async def _fulltext(
+    scope: Scope, query: str, as_of: datetime | None, depth: int, scorer: str
 ) -> Ranked:
     """The lexical channel: BM25, with a cached lexicon on large scopes (``stats`` counts
     only up to the exact threshold, so above it the lexicon's size is the true one;
@@ -165,44 +240,33 @@ async def _fulltext(
     threshold, ts_rank_cd above it. Large scopes find matches through the GIN index
     (``cube_match``); small ones filter the cube's own rows.
     """
-    assert config.fulltext is not None
-    depth = config.fulltext.depth
-    large = stats.n > LEXICON_MIN_SCOPE or not exact
-    match = cube_match if large else plain_match
-    if config.lexical_scorer == "ts_rank":
-        return await ts_rank_channel(session, base, request.query, depth, match=match)
-    if large and request.as_of is None:
-        lexicon = await cached_lexicon(session, base, reopen=reopen)
-        return await bm25_channel(
-            session, base, request.query, depth, stats, lexicon=lexicon, match=match
-        )
-    if exact:
-        return await bm25_channel(session, base, request.query, depth, stats, match=match)
-    notes.append("as_of search above the exact-search threshold: full-text uses ts_rank_cd")
-    return await ts_rank_channel(session, base, request.query, depth, match=match)
+    session, base, stats = scope.session, scope.base, scope.stats
+    large = stats.n > LEXICON_MIN_SCOPE or not scope.exact
+    match = scope.cube_match if large else plain_match
+    if scorer == "ts_rank":
+        return await ts_rank_channel(session, base, query, depth, match=match)
+    if large and as_of is None:
+        lexicon = await cached_lexicon(session, base, reopen=scope.reopen)
+        return await bm25_channel(session, base, query, depth, stats, lexicon=lexicon, match=match)
+    if scope.exact:
+        return await bm25_channel(session, base, query, depth, stats, match=match)
+    scope.notes.append("as_of search above the exact-search threshold: full-text uses ts_rank_cd")
+    return await ts_rank_channel(session, base, query, depth, match=match)
 
 
-async def _gather(
-    session: AsyncSession,
-    base: Select[Any],
-    request: SearchRequest,
-    config: RetrievalConfig,
-    query_vec: np.ndarray | None,
-    stats: ScopeStats,
-    exact: bool,
-    notes: list[str],
-    approximate: bool,
-    cube_match: TextMatch,
-    reopen: Reopen | None = None,
+async def gather(
+    scope: Scope, request: SearchRequest, config: RetrievalConfig, query_vec: np.ndarray | None
 ) -> Candidates:
+    """Each configured channel's ranking over the scope."""
+    session, base = scope.session, scope.base
     cands = Candidates()
     if config.vector is not None and query_vec is not None:
         cands.by_channel["vector"], cands.unindexed = await vector_channel(
-            session, base, query_vec, config.vector.depth, approximate=approximate
+            session, base, query_vec, config.vector.depth, approximate=scope.approximate
         )
     if config.fulltext is not None:
         cands.by_channel["fulltext"] = await _fulltext(
-            session, base, request, config, stats, exact, notes, cube_match, reopen
+            scope, request.query, request.as_of, config.fulltext.depth, config.lexical_scorer
         )
     if config.time is not None:
         periods = parse_periods(request.query, now=request.as_of)
@@ -214,6 +278,29 @@ async def _gather(
         seeds = fuse(cands, config)
         cands.by_channel["graph"] = await graph_channel(session, base, seeds, config.graph.depth)
     return cands
+
+
+async def _rerank(
+    scored: list[tuple[Memory, float]],
+    query: str,
+    config: RetrievalConfig,
+    rerank: Rerank | None,
+    cands: Candidates,
+    notes: list[str],
+) -> tuple[list[tuple[Memory, float]], bool]:
+    """The head of ``scored`` reordered by the cross-encoder (recorded as the ``rerank``
+    channel), and whether it ran."""
+    head = scored[: config.rerank_depth]
+    scores = None
+    if rerank is not None:
+        scores = await rerank(query, [m.index_text or m.content for m, _ in head])
+    if scores is None:
+        notes.append("no reranker configured: results are in fused order")
+        return scored, False
+    order = sorted(range(len(head)), key=lambda i: (-float(scores[i]), str(head[i][0].id)))
+    cands.by_channel["rerank"] = [(head[i][0].id, float(scores[i])) for i in order]
+    head = [(head[i][0], float(scores[i])) for i in order]
+    return head + scored[config.rerank_depth :], True
 
 
 async def search(
@@ -232,47 +319,17 @@ async def search(
     """Run the configured channels, fuse, optionally rerank, and load the top results.
     ``reopen``: a new transaction scoped like ``session``, for background refreshes."""
     started = time.perf_counter()
-    base = _scoped(
-        select(Memory.id),
+    scope = await open_scope(
+        session,
         tenant_id=tenant_id,
         cube_id=cube_id,
-        filters=request.filters,
-        as_of=request.as_of,
+        request=request,
+        vector=config.vector is not None,
+        exact_threshold=exact_threshold,
+        reopen=reopen,
     )
-    # Small cubes are the common case: score every memory exactly below the threshold.
-    scope_key = (
-        tenant_id,
-        cube_id,
-        caches_of(session).generation(cube_id),
-        request.filters.model_dump_json() if request.filters else None,
-        request.as_of,
-        exact_threshold,
-    )
-    stats = await cached_scope_stats(session, base, exact_threshold + 1, key=scope_key)
-    exact = stats.n <= exact_threshold
-    notes: list[str] = []
-    approximate = False
-    if not exact and config.vector is not None:
-        # Large cube: HNSW once the cube is promoted; until then exact scores, and the
-        # promotion is queued (memsvc.store.ann).
-        approximate = await ann.is_indexed(session, cube_id)
-        if not approximate:
-            notes.append("cube above the exact-search threshold: its HNSW index is being built")
-            await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
-    cands = await _gather(
-        session,
-        base,
-        request,
-        config,
-        query_vec,
-        stats,
-        exact,
-        notes,
-        approximate,
-        textsearch.cube_match(tenant_id, cube_id),
-        reopen,
-    )
-    if approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
+    cands = await gather(scope, request, config, query_vec)
+    if scope.approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
         await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
     fused = await _with_signals(
         session, fuse(cands, config), config, request.as_of or datetime.now(UTC)
@@ -286,18 +343,7 @@ async def search(
     scored = [(rows[mid], score) for mid, score in fused[:head_n] if mid in rows]
     reranked = False
     if config.rerank and scored:
-        head = scored[: config.rerank_depth]
-        scores = None
-        if rerank is not None:
-            scores = await rerank(request.query, [m.index_text or m.content for m, _ in head])
-        if scores is None:
-            notes.append("no reranker configured: results are in fused order")
-        else:
-            reranked = True
-            order = sorted(range(len(head)), key=lambda i: (-float(scores[i]), str(head[i][0].id)))
-            cands.by_channel["rerank"] = [(head[i][0].id, float(scores[i])) for i in order]
-            head = [(head[i][0], float(scores[i])) for i in order]
-            scored = head + scored[config.rerank_depth :]
+        scored, reranked = await _rerank(scored, request.query, config, rerank, cands, scope.notes)
     scored = scored[: request.top_k]
     reads = await store.read_many(session, [m for m, _ in scored])
     results = [
@@ -309,7 +355,7 @@ async def search(
         results=results,
         preset=preset,
         reranked=reranked,
-        exact=not approximate and config.vector is not None,
-        notes=notes,
+        exact=not scope.approximate and config.vector is not None,
+        notes=scope.notes,
         took_ms=round(took, 2),
     )
