@@ -24,14 +24,16 @@ class ModelSettings(BaseModel):
     reranker: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU inference backend: "auto" uses onnxruntime when available (identical vectors,
-    # checked at load; about 2x faster single queries here), else torch.
+    # checked at load; about 2x faster single queries on 2 CPU cores, bench/embedder.py),
+    # else torch.
     backend: Literal["auto", "torch", "onnx"] = "auto"
     # Where exported ONNX models are cached (default: $XDG_CACHE_HOME/memsvc/onnx).
     cache_dir: Path | None = None
     batch_size: int = 64
     # How long a request waits for others to share its model batch when the model is idle.
     # 0: dispatch at once; requests arriving during a model call still share the next one.
-    # Measured here: single-query search p50 22-25 -> 20 ms; 8 concurrent clients: same qps.
+    # Measured (bench/serve_basics.py, 2 CPU cores): single-query search p50 22-25 -> 20 ms;
+    # 8 concurrent clients: same qps.
     batch_wait_ms: float = 0.0
 
 

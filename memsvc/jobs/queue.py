@@ -1,13 +1,22 @@
 """A durable job queue in Postgres, taken with ``SELECT ... FOR UPDATE SKIP LOCKED``.
 
-Why not procrastinate or pgqueuer: the enrichment job must be enqueued **in the same
-SQLAlchemy transaction** that writes the memory (an acknowledged write is never left
-unenriched, a rolled-back one leaves no job). Both libraries enqueue through their own
-psycopg connection, so the job would commit separately from the write. With the ``job``
-table in our own schema, enqueueing is one more INSERT in the caller's session
-(:func:`memsvc.store.jobs.enqueue_many`), and claiming is one UPDATE over a
-``SKIP LOCKED`` subquery: any number of workers, in any number of processes, never take
-the same job.
+Why our own queue and not procrastinate: the enrichment job must commit **in the same
+transaction** that writes the memory (an acknowledged write is never left unenriched, a
+rolled-back one leaves no job). Recent procrastinate releases can defer on a connection
+the caller hands them, so that alone no longer rules it out. It stays out because:
+
+- jobs are tenant data: ``GET /v1/jobs/{id}`` and the admin view read them under the same
+  row-level security as memories (migration 0003); procrastinate's tables and SQL
+  functions live outside that policy and outside alembic (it ships its own migrations);
+- one write request enqueues hundreds of jobs in one INSERT
+  (:func:`memsvc.store.jobs.enqueue_many`), inside the SQLAlchemy session; deferring
+  through procrastinate is a function call per job on the raw driver connection;
+- the queue is small: claiming is one UPDATE over a ``SKIP LOCKED`` subquery (any number
+  of workers, in any number of processes, never take the same job; bench/scaleout.py
+  checks it), stale locks are reclaimed by age, and failures become dead letters with a
+  safe ``last_error``.
+
+Revisit if we need its periodic tasks, LISTEN/NOTIFY wake-ups or job locks by key.
 
 Life of a job::
 

@@ -49,8 +49,9 @@ BM25_B = 0.75
 RARE_FRACTION = 0.05
 # With a lexicon (large scopes, see _bm25_large): about this many memories are scored per
 # result asked for, chosen by the idf of the (at most) CANDIDATE_LEXEMES rarest query
-# lexemes they hold. Measured on 10k/100k synthetic cubes (every word common): the top 10
-# are exact BM25's, the top 100 reach ~94-98% of its scores, at 8-20 ms instead of 60-430.
+# lexemes they hold. Measured with bench/load.py on 10k/100k synthetic cubes (every word
+# common): the top 10 are exact BM25's, the top 100 reach ~94-98% of its scores, at
+# 8-20 ms instead of 60-430.
 CANDIDATES_PER_RESULT = 4
 # ... and, where memories tie on common words only, at most about this many per result
 # (``lexicon.thresholds``): ranking thousands of those is most of a slow search.

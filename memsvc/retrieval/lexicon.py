@@ -118,7 +118,7 @@ async def cached_lexicon(
 ) -> Lexicon:
     """``lexicon`` remembered for a few minutes per scope (``Caches.lexicons``); one search
     computes it while concurrent ones wait (it is a few passes over the scope: ~0.2-0.45 s
-    at 100k, bench/lexicon.py).
+    at 100k, bench/load.py).
 
     With ``reopen`` (a new transaction scoped like ``session``), a lexicon at most
     ``_MAX_STALE_S`` past its time is still answered, and refreshed by one background

@@ -46,7 +46,8 @@ TAIL_REPROMOTE = 1
 # Writes of at least this many memories into a promoted cube leave the index to a fold job.
 DEFER_FROM = 64
 # HNSW candidate list size at search (at least): the index is built with m=8 (migration
-# 0009) and a wider search buys back the recall: at 100k MiniLM vectors of real text,
+# 0009) and a wider search buys back the recall: at 100k MiniLM vectors of real text
+# (bench/load.py --texts),
 # recall@10 against exact search is 0.972 at 200 (m=16 with 50/100: 0.948/0.980).
 EF_SEARCH_MIN = 200
 

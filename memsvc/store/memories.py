@@ -300,7 +300,8 @@ async def create_many(
                 sources=sources,
             )
         )
-    # Core inserts (column names as keys): the ORM's bulk path costs ~0.1 ms a row here.
+    # Core inserts (column names as keys): the ORM's bulk path cost ~0.1 ms a row more
+    # (bench/load.py ingest).
     await session.execute(insert(core_table(Memory)), _columns(mem_rows))
     caches_of(session).touch_cube(cube_id)
     await session.execute(insert(core_table(MemoryVersion)), _columns(ver_rows))
