@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from memsvc.api.app import Hook
     from memsvc.config import Settings
+    from memsvc.schemas import Role
     from memsvc.state import AppState
 
 
@@ -84,7 +85,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_key(settings: Settings, tenant: str, admin: bool, name: str) -> str:
+async def _create_key(settings: Settings, tenant: str, role: Role, name: str) -> str:
     from sqlalchemy import select
 
     from memsvc.api.app import write_admin_key
@@ -108,7 +109,7 @@ async def _create_key(settings: Settings, tenant: str, admin: bool, name: str) -
                 tid = (await tenants.create_tenant(session, name=tenant)).id
                 print(f"memsvc: created tenant {tenant!r}", file=sys.stderr)
             created = await tenants.create_key(
-                session, tenant_id=tid, name=name, admin=admin, actor="cli"
+                session, tenant_id=tid, name=name, role=role, actor="cli"
             )
         return created.key
     finally:
@@ -117,7 +118,8 @@ async def _create_key(settings: Settings, tenant: str, admin: bool, name: str) -
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     """Create an API key (and the tenant, if new); prints the secret once."""
-    key = asyncio.run(_create_key(_settings(args), args.tenant, args.admin, args.name))
+    role: Role = "operator" if args.operator else "admin" if args.admin else "member"
+    key = asyncio.run(_create_key(_settings(args), args.tenant, role, args.name))
     print(key)
     return 0
 
@@ -180,7 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kc = with_data_dir(keys.add_parser("create", help="create a key"))
     kc.add_argument("--tenant", required=True)
-    kc.add_argument("--admin", action="store_true")
+    role = kc.add_mutually_exclusive_group()
+    role.add_argument(
+        "--admin", action="store_true", help="a tenant admin: keys and data of its tenant"
+    )
+    role.add_argument(
+        "--operator", action="store_true", help="service-wide: tenants and any tenant's keys"
+    )
     kc.add_argument("--name", default="cli")
     kc.set_defaults(func=cmd_keys_create)
     worker = with_data_dir(sub.add_parser("worker", help="run background jobs"))

@@ -7,6 +7,7 @@
     ├── Forbidden            403  key lacks the admin right (or CSRF failed)
     ├── NotFound             404  absent, or belongs to another tenant
     ├── Conflict             409  stale expected_version, duplicate name, idempotency reuse
+    ├── Gone                 410  what a replayed request created was erased
     ├── PayloadTooLarge      413  content, batch or body over the limits
     ├── RateLimited          429
     ├── ServiceUnavailable   503  database or models not ready
@@ -71,6 +72,11 @@ class Conflict(MemsvcError):
     code = "conflict"
 
 
+class Gone(MemsvcError):
+    status = 410
+    code = "gone"
+
+
 class PayloadTooLarge(MemsvcError):
     status = 413
     code = "payload_too_large"
@@ -97,6 +103,7 @@ _BY_STATUS: dict[int, type[MemsvcError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    410: Gone,
     413: PayloadTooLarge,
     422: ValidationFailed,
     429: RateLimited,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -10,9 +11,9 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.config import Settings
-from memsvc.errors import BadRequest, Forbidden, Unauthorized
+from memsvc.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from memsvc.state import AppState
-from memsvc.store import cubes
+from memsvc.store import cubes, tenants
 from memsvc.store.tenants import Principal
 
 
@@ -32,8 +33,15 @@ def get_settings_dep(state: StateDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
+TENANT_HEADER = "x-tenant-id"
+
+
 async def get_principal(request: Request, state: StateDep) -> Principal:
-    """The caller, from ``Authorization: Bearer <key>`` (401 when missing or unknown)."""
+    """The caller, from ``Authorization: Bearer <key>`` (401 when missing or unknown).
+
+    An operator acts on the tenant named by ``X-Tenant-Id`` (404 when there is none such);
+    any other key may only name its own tenant there (403 otherwise, whether or not the
+    named tenant exists)."""
     header = request.headers.get("authorization", "")
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
@@ -41,8 +49,27 @@ async def get_principal(request: Request, state: StateDep) -> Principal:
     principal = await state.keys.lookup(raw.strip())
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
+    named = request.headers.get(TENANT_HEADER)
+    if named is not None:
+        principal = await _acting(state, principal, named)
     request.state.principal = principal
     return principal
+
+
+async def _acting(state: AppState, principal: Principal, named: str) -> Principal:
+    """The principal acting on the tenant named in ``X-Tenant-Id``."""
+    try:
+        tenant_id = uuid.UUID(named.strip())
+    except ValueError as exc:
+        raise BadRequest("X-Tenant-Id must be a tenant id", code="invalid_tenant_id") from exc
+    if tenant_id == principal.tenant_id:
+        return principal
+    if not principal.operator:
+        raise Forbidden("only an operator key may act on another tenant")
+    async with state.db.transaction() as session:
+        if not await tenants.exists(session, tenant_id=tenant_id):
+            raise NotFound("tenant not found", code="tenant_not_found")
+    return dataclasses.replace(principal, tenant_id=tenant_id)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -68,13 +95,23 @@ SystemSessionDep = Annotated[AsyncSession, Depends(get_system_session, scope="fu
 
 
 def require_admin(principal: PrincipalDep) -> Principal:
-    """An admin key, or 403."""
+    """A tenant admin or operator key, or 403."""
     if not principal.admin:
         raise Forbidden("this action needs an admin key")
     return principal
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def require_operator(principal: PrincipalDep) -> Principal:
+    """The operator key, or 403 (tenant admins included)."""
+    if not principal.operator:
+        raise Forbidden("this action needs the operator key")
+    return principal
+
+
+OperatorDep = Annotated[Principal, Depends(require_operator)]
 
 
 async def get_cube(

@@ -38,7 +38,16 @@ from memsvc.schemas.search import (
     SearchResponse,
     SearchResult,
 )
-from memsvc.schemas.tenants import KeyCreate, KeyCreated, KeyPage, KeyRead, TenantCreate, TenantRead
+from memsvc.schemas.tenants import (
+    KeyCreate,
+    KeyCreated,
+    KeyPage,
+    KeyRead,
+    Role,
+    TenantCreate,
+    TenantPage,
+    TenantRead,
+)
 
 __all__ = [
     "RELATIONS",
@@ -80,6 +89,7 @@ __all__ = [
     "ProvenanceRead",
     "Relation",
     "RetrievalConfig",
+    "Role",
     "SearchFilters",
     "SearchRequest",
     "SearchResponse",
@@ -87,6 +97,7 @@ __all__ = [
     "SourceCreate",
     "SourceRead",
     "TenantCreate",
+    "TenantPage",
     "TenantRead",
     "VersionProvenance",
 ]

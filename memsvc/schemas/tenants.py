@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field, model_validator
 
 from memsvc.schemas.common import Page, ReadModel, WireModel
 
@@ -19,27 +20,56 @@ class TenantRead(ReadModel):
     name: str
 
 
+TenantPage = Page[TenantRead]
+
+# operator: service-wide (tenants, any tenant's keys; acts on a tenant by ``X-Tenant-Id``);
+# admin: keys and data of its own tenant; member: data of its own tenant.
+Role = Literal["operator", "admin", "member"]
+
+
 class KeyCreate(WireModel):
     tenant_id: uuid.UUID | None = None  # default: the caller's tenant
     name: str = Field(default="key", min_length=1, max_length=200)
+    # ``admin: true`` is the older spelling of ``role: "admin"``; ``role`` wins when both.
     admin: bool = False
+    role: Role | None = None
+
+    def resolved_role(self) -> Role:
+        """The role asked for (``member`` when neither field says)."""
+        return self.role or ("admin" if self.admin else "member")
 
 
-class KeyCreated(ReadModel):
+class _Keyed(ReadModel):
+    role: Role
+
+    @model_validator(mode="before")
+    @classmethod
+    def _role_from_admin(cls, data: Any) -> Any:
+        # A server from before roles answers ``admin`` only.
+        if isinstance(data, dict) and "role" not in data:
+            return {**data, "role": "admin" if data.get("admin") else "member"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def admin(self) -> bool:
+        """Whether the key may manage keys (a tenant admin or the operator)."""
+        return self.role in ("admin", "operator")
+
+
+class KeyCreated(_Keyed):
     """Returned once at creation: ``key`` is the secret and is never shown again."""
 
     id: uuid.UUID
     key: str
     tenant_id: uuid.UUID
     name: str
-    admin: bool
 
 
-class KeyRead(ReadModel):
+class KeyRead(_Keyed):
     id: uuid.UUID
     tenant_id: uuid.UUID
     name: str
-    admin: bool
     prefix: str
     created_at: datetime
     revoked_at: datetime | None = None

@@ -25,8 +25,10 @@ from memsvc.schemas import (
     MemoryVersionRead,
     Page,
     ProvenanceRead,
+    Role,
     SearchRequest,
     SearchResponse,
+    TenantPage,
     TenantRead,
 )
 from memsvc.sdk import _endpoints as api
@@ -120,10 +122,24 @@ class AsyncMemoryClient:
         return await self._send(api.create_tenant(name))
 
     async def create_key(
-        self, *, name: str = "key", admin: bool = False, tenant_id: ID | None = None
+        self,
+        *,
+        name: str = "key",
+        role: Role | None = None,
+        admin: bool = False,
+        tenant_id: ID | None = None,
     ) -> KeyCreated:
-        """Create an API key; its secret is in the answer only (admin key)."""
-        return await self._send(api.create_key(name=name, admin=admin, tenant_id=tenant_id))
+        """Create an API key; its secret is in the answer only (a tenant admin key creates
+        ``member``/``admin`` keys of its own tenant; the operator any, in any tenant)."""
+        return await self._send(
+            api.create_key(name=name, admin=admin, role=role, tenant_id=tenant_id)
+        )
+
+    async def list_tenants(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> TenantPage:
+        """One page of every tenant (the operator key)."""
+        return await self._send(api.list_tenants(cursor=cursor, limit=limit))
 
     async def list_keys(self, *, cursor: str | None = None, limit: int | None = None) -> KeyPage:
         """One page of the tenant's API keys."""

@@ -28,9 +28,11 @@ from memsvc.schemas import (
     MemoryVersionPage,
     MemoryVersionRead,
     ProvenanceRead,
+    Role,
     SearchRequest,
     SearchResponse,
     TenantCreate,
+    TenantPage,
     TenantRead,
 )
 from memsvc.sdk._core import (
@@ -93,10 +95,17 @@ def create_tenant(name: str) -> Call[TenantRead]:
     return json_call("POST", "/v1/tenants", TenantCreate(name=name), expect(TenantRead))
 
 
-def create_key(*, name: str, admin: bool, tenant_id: ID | None) -> Call[KeyCreated]:
+def list_tenants(*, cursor: str | None, limit: int | None) -> Call[TenantPage]:
+    """``GET /v1/tenants``."""
+    return _get("/v1/tenants", TenantPage, _page(cursor, limit))
+
+
+def create_key(
+    *, name: str, admin: bool, role: Role | None, tenant_id: ID | None
+) -> Call[KeyCreated]:
     """``POST /v1/keys``."""
     tenant = uuid.UUID(str(tenant_id)) if tenant_id is not None else None
-    body = KeyCreate(name=name, admin=admin, tenant_id=tenant)
+    body = KeyCreate(name=name, admin=admin, role=role, tenant_id=tenant)
     return json_call("POST", "/v1/keys", body, expect(KeyCreated))
 
 

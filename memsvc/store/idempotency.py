@@ -6,12 +6,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.errors import Conflict
+from memsvc.errors import Conflict, Gone
 from memsvc.store.models import IdempotencyRecord
+
+# ``request_hash`` of a record whose answer was erased with a memory it created.
+ERASED = "erased"
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ async def claim(
     """Reserve ``key`` in this transaction, or return the answer already recorded for it.
 
     A concurrent request with the same key blocks on the row until the first commits,
-    then replays its answer; a reused key with a different body is a 409.
+    then replays its answer; a reused key with a different body is a 409, and a key whose
+    memories were erased since is a 410 (whatever the body).
     """
     inserted = (
         await session.execute(
@@ -49,6 +53,12 @@ async def claim(
             )
         )
     ).scalar_one()
+    if rec.request_hash == ERASED:
+        raise Gone(
+            "what this request created was erased; its answer is not kept",
+            code="memory_erased",
+            detail=rec.response,
+        )
     if rec.request_hash != request_hash:
         raise Conflict(
             "Idempotency-Key was used with a different request body", code="idempotency_mismatch"
@@ -70,3 +80,32 @@ async def record(
         .where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
         .values(status_code=status_code, response=body)
     )
+
+
+async def tombstone(session: AsyncSession, *, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> int:
+    """Replace the stored answers that hold ``memory_id`` with a tombstone naming only ids:
+    what was erased and what the same request created that is kept. Returns how many."""
+    mid = str(memory_id)
+    recs = (
+        await session.execute(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.tenant_id == tenant_id,
+                or_(
+                    IdempotencyRecord.response["items"].contains([{"id": mid}]),
+                    IdempotencyRecord.response["kept"].contains([mid]),
+                ),
+            )
+        )
+    ).scalars()
+    n = 0
+    for rec in recs:
+        if rec.request_hash == ERASED:
+            erased, ids = [*rec.response["erased"], mid], list(rec.response["kept"])
+        else:
+            erased, ids = [mid], [str(item["id"]) for item in rec.response["items"]]
+        rec.request_hash = ERASED
+        rec.status_code = Gone.status
+        rec.response = {"erased": erased, "kept": [i for i in ids if i != mid]}
+        n += 1
+    await session.flush()
+    return n

@@ -22,6 +22,8 @@ def _fmt_date(at: datetime) -> str:
 
 # How many earlier memories of the same session a memory is indexed with (see below).
 CONTEXT_TURNS = 2
+# Where the session context starts in an index text (erasure cuts turns out after it).
+CONTEXT_MARK = "\n(context: "
 
 
 def build_index_text(
@@ -46,7 +48,7 @@ def build_index_text(
     if tag_list:
         text += " [" + ", ".join(tag_list) + "]"
     if context:
-        text += "\n(context: " + " / ".join(context) + ")"
+        text += CONTEXT_MARK + " / ".join(context) + ")"
     return text
 
 

@@ -30,7 +30,6 @@ from memsvc.store.caches import caches_of
 from memsvc.store.indexing import occurred_at
 from memsvc.store.jobs import enqueue_many
 from memsvc.store.models import (
-    AuditLog,
     Memory,
     MemorySource,
     MemoryVersion,
@@ -466,51 +465,6 @@ async def set_status(
         await session.flush()
         await _append_version(session, mem, change)
     return (await read_many(session, [mem]))[0]
-
-
-async def erase(
-    session: AsyncSession, *, tenant_id: uuid.UUID, memory_id: uuid.UUID, actor: str
-) -> None:
-    """Privacy erase: blank content and embeddings of every version; keep an audit row."""
-    mem = await load(session, tenant_id=tenant_id, memory_id=memory_id, for_update=True)
-    blank: dict[str, Any] = {
-        "content": "",
-        "tags": [],
-        "keywords": [],
-        "context": None,
-        "metadata_": {},
-    }
-    await session.execute(
-        update(Memory)
-        .where(Memory.id == mem.id)
-        .values(**blank, index_text="", embedding=None, status="erased", updated_at=func.now())
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
-        update(MemoryVersion)
-        .where(MemoryVersion.memory_id == mem.id)
-        .values(**blank, embedding_hash=None)
-        .execution_options(synchronize_session=False)
-    )
-    # Raw inputs used by no other memory are erased with it.
-    shared = select(MemorySource.source_id).where(MemorySource.memory_id != mem.id)
-    mine = select(MemorySource.source_id).where(MemorySource.memory_id == mem.id)
-    await session.execute(
-        update(Source)
-        .where(Source.id.in_(mine), Source.id.not_in(shared))
-        .values(text=None, metadata_={})
-        .execution_options(synchronize_session=False)
-    )
-    session.add(
-        AuditLog(
-            tenant_id=tenant_id,
-            actor=actor,
-            action="memory.erase",
-            target_id=str(mem.id),
-            detail={"versions": mem.version, "cube_id": str(mem.cube_id)},
-        )
-    )
-    await session.flush()
 
 
 def _version_read(v: MemoryVersion) -> MemoryVersionRead:

@@ -11,6 +11,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Computed,
     DateTime,
     Float,
@@ -107,10 +108,12 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     key_hash: Mapped[str] = mapped_column(String(128))
-    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # operator (service-wide) | admin (its tenant's keys and data) | member (its tenant's data)
+    role: Mapped[str] = mapped_column(String(20), default="member", server_default="member")
     created_at: Mapped[datetime] = _now()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (CheckConstraint("role IN ('operator', 'admin', 'member')", name="role"),)
 
 
 class Cube(Base):

@@ -12,8 +12,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.errors import Conflict, NotFound
-from memsvc.schemas import KeyCreated, KeyPage, KeyRead, TenantRead
+from memsvc.errors import Conflict, Forbidden, NotFound
+from memsvc.schemas import KeyCreated, KeyPage, KeyRead, Role, TenantPage, TenantRead
 from memsvc.store.models import ApiKey, AuditLog, Tenant
 from memsvc.store.pagination import fetch_page
 
@@ -23,11 +23,23 @@ DEFAULT_TENANT = "default"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the tenant every query is scoped by, the key, and its rights."""
+    """Who is calling: the tenant every query is scoped by, the key, and its role.
+
+    An operator's ``tenant_id`` is the tenant it acts on (its own, or ``X-Tenant-Id``)."""
 
     tenant_id: uuid.UUID
     key_id: uuid.UUID
-    admin: bool
+    role: Role
+
+    @property
+    def admin(self) -> bool:
+        """May manage keys: a tenant admin (its own tenant's) or the operator (any)."""
+        return self.role in ("admin", "operator")
+
+    @property
+    def operator(self) -> bool:
+        """Service-wide: tenants and any tenant's keys."""
+        return self.role == "operator"
 
     @property
     def actor(self) -> str:
@@ -67,14 +79,27 @@ async def get_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> TenantRe
     return TenantRead(id=tenant.id, name=tenant.name)
 
 
+async def exists(session: AsyncSession, *, tenant_id: uuid.UUID) -> bool:
+    """Whether the tenant exists."""
+    return (await session.get(Tenant, tenant_id)) is not None
+
+
+async def list_tenants(session: AsyncSession, *, cursor: str | None, limit: int) -> TenantPage:
+    """Every tenant, oldest first (operator only)."""
+    page, nxt = await fetch_page(
+        session, select(Tenant), Tenant.created_at, Tenant.id, cursor=cursor, limit=limit
+    )
+    return TenantPage(items=[TenantRead.model_validate(t) for t in page], next_cursor=nxt)
+
+
 async def create_key(
-    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, admin: bool, actor: str
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, role: Role, actor: str
 ) -> KeyCreated:
     """A new key; the secret is returned here and never again."""
     await get_tenant(session, tenant_id=tenant_id)
     prefix = secrets.token_hex(6)
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey(tenant_id=tenant_id, name=name, prefix=prefix, key_hash=_hash(raw), admin=admin)
+    key = ApiKey(tenant_id=tenant_id, name=name, prefix=prefix, key_hash=_hash(raw), role=role)
     session.add(key)
     session.add(
         AuditLog(
@@ -82,11 +107,11 @@ async def create_key(
             actor=actor,
             action="key.create",
             target_id=str(key.id),
-            detail={"name": name, "admin": admin},
+            detail={"name": name, "role": role},
         )
     )
     await session.flush()
-    return KeyCreated(id=key.id, key=raw, tenant_id=tenant_id, name=name, admin=admin)
+    return KeyCreated(id=key.id, key=raw, tenant_id=tenant_id, name=name, role=role)
 
 
 async def authenticate(session: AsyncSession, *, raw_key: str) -> Principal | None:
@@ -101,7 +126,7 @@ async def authenticate(session: AsyncSession, *, raw_key: str) -> Principal | No
     ).scalar_one_or_none()
     if key is None or not hmac.compare_digest(key.key_hash, _hash(raw_key)):
         return None
-    return Principal(tenant_id=key.tenant_id, key_id=key.id, admin=key.admin)
+    return Principal(tenant_id=key.tenant_id, key_id=key.id, role=key.role)  # type: ignore[arg-type]
 
 
 async def list_keys(
@@ -116,27 +141,42 @@ async def list_keys(
 
 
 async def revoke_key(
-    session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID, actor: str
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    key_id: uuid.UUID,
+    actor: str,
+    operator: bool = False,
 ) -> None:
-    """Revoke a key of the tenant (404 when absent or another tenant's)."""
-    res = await session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=func.now())
-    )
-    if res.rowcount == 0:  # type: ignore[attr-defined]
+    """Revoke a key of the tenant (404 when absent or another tenant's); only an operator
+    revokes an operator key."""
+    role = (
+        await session.execute(
+            select(ApiKey.role).where(
+                ApiKey.id == key_id, ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None)
+            )
+        )
+    ).scalar_one_or_none()
+    if role is None:
         raise NotFound("key not found")
+    if role == "operator" and not operator:
+        raise Forbidden("only an operator key may revoke an operator key")
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=func.now()))
     session.add(
         AuditLog(tenant_id=tenant_id, actor=actor, action="key.revoke", target_id=str(key_id))
     )
 
 
 async def bootstrap(session: AsyncSession) -> KeyCreated | None:
-    """On an empty database: tenant ``default`` and its first admin key (else None)."""
+    """On an empty database: tenant ``default`` and the operator key (else None)."""
     await session.execute(select(func.pg_advisory_xact_lock(7286002)))
     if (await session.execute(select(Tenant.id).limit(1))).first() is not None:
         return None
     tenant = await create_tenant(session, name=DEFAULT_TENANT)
     return await create_key(
-        session, tenant_id=tenant.id, name="bootstrap admin", admin=True, actor="system:bootstrap"
+        session,
+        tenant_id=tenant.id,
+        name="bootstrap operator",
+        role="operator",
+        actor="system:bootstrap",
     )

@@ -21,9 +21,11 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from memsvc.schemas import Role
 from memsvc.state import AppState
 from memsvc.store.tenants import Principal
 
+ROLES: frozenset[str] = frozenset({"operator", "admin", "member"})
 COOKIE = "memsvc_admin"
 LOGIN_CSRF_COOKIE = "memsvc_login_csrf"
 COOKIE_PATH = "/admin"
@@ -38,14 +40,24 @@ class WebSession:
     tenant_id: uuid.UUID
     tenant_name: str
     key_id: uuid.UUID
-    admin: bool
+    role: Role
     csrf: str
     expires: int
 
     @property
     def principal(self) -> Principal:
         """The same principal an API call with this key would have."""
-        return Principal(tenant_id=self.tenant_id, key_id=self.key_id, admin=self.admin)
+        return Principal(tenant_id=self.tenant_id, key_id=self.key_id, role=self.role)
+
+    @property
+    def admin(self) -> bool:
+        """A tenant admin or the operator."""
+        return self.principal.admin
+
+    @property
+    def operator(self) -> bool:
+        """The operator key (sees the tenants page)."""
+        return self.principal.operator
 
 
 def _b64(raw: bytes) -> str:
@@ -97,7 +109,7 @@ def encode(key: bytes, principal: Principal, tenant_name: str, *, now: float | N
         str(principal.tenant_id),
         tenant_name,
         str(principal.key_id),
-        principal.admin,
+        principal.role,
         secrets.token_urlsafe(24),
         expires,
     ]
@@ -113,12 +125,14 @@ def decode(key: bytes, value: str | None, *, now: float | None = None) -> WebSes
     if not hmac.compare_digest(sig, _sign(key, payload)):
         return None
     try:
-        tenant, name, key_id, admin, csrf, expires = json.loads(_unb64(payload))
+        tenant, name, key_id, role, csrf, expires = json.loads(_unb64(payload))
+        if role not in ROLES:
+            return None  # a cookie from before roles: sign in again
         session = WebSession(
             tenant_id=uuid.UUID(tenant),
             tenant_name=str(name),
             key_id=uuid.UUID(key_id),
-            admin=bool(admin),
+            role=role,
             csrf=str(csrf),
             expires=int(expires),
         )

@@ -1,4 +1,4 @@
-"""Tenants and API keys (admin keys only)."""
+"""Tenants (the operator key) and API keys (tenant admin keys: their own tenant's)."""
 
 from __future__ import annotations
 
@@ -7,39 +7,51 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from memsvc.api.deps import AdminDep, SessionDep, StateDep, SystemSessionDep
-from memsvc.schemas import KeyCreate, KeyCreated, KeyPage, TenantCreate, TenantRead
+from memsvc.api.deps import AdminDep, OperatorDep, SessionDep, StateDep, SystemSessionDep
+from memsvc.errors import Forbidden
+from memsvc.schemas import KeyCreate, KeyCreated, KeyPage, TenantCreate, TenantPage, TenantRead
 from memsvc.store import tenants
 
 router = APIRouter(prefix="/v1", tags=["admin"])
+Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
 @router.post("/tenants", status_code=201, response_model=TenantRead)
-async def create_tenant(body: TenantCreate, _: AdminDep, session: SystemSessionDep) -> TenantRead:
-    """Create a tenant (operator action)."""
+async def create_tenant(
+    body: TenantCreate, _: OperatorDep, session: SystemSessionDep
+) -> TenantRead:
+    """Create a tenant (operator key)."""
     return await tenants.create_tenant(session, name=body.name)
+
+
+@router.get("/tenants", response_model=TenantPage)
+async def list_tenants(
+    _: OperatorDep, session: SystemSessionDep, cursor: str | None = None, limit: Limit = 100
+) -> TenantPage:
+    """Every tenant, oldest first (operator key)."""
+    return await tenants.list_tenants(session, cursor=cursor, limit=limit)
 
 
 @router.post("/keys", status_code=201, response_model=KeyCreated)
 async def create_key(body: KeyCreate, admin: AdminDep, session: SystemSessionDep) -> KeyCreated:
-    """Create a key for the caller's tenant, or for ``tenant_id`` (operator action)."""
+    """Create a key for the caller's tenant; the operator may name any ``tenant_id`` and
+    create operator keys."""
+    tenant_id = body.tenant_id or admin.tenant_id
+    role = body.resolved_role()
+    if not admin.operator and tenant_id != admin.tenant_id:
+        raise Forbidden("a tenant admin key creates keys in its own tenant only")
+    if not admin.operator and role == "operator":
+        raise Forbidden("only an operator key may create an operator key")
     return await tenants.create_key(
-        session,
-        tenant_id=body.tenant_id or admin.tenant_id,
-        name=body.name,
-        admin=body.admin,
-        actor=admin.actor,
+        session, tenant_id=tenant_id, name=body.name, role=role, actor=admin.actor
     )
 
 
 @router.get("/keys", response_model=KeyPage)
 async def list_keys(
-    admin: AdminDep,
-    session: SessionDep,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    admin: AdminDep, session: SessionDep, cursor: str | None = None, limit: Limit = 100
 ) -> KeyPage:
-    """The caller's tenant's keys, without secrets."""
+    """The keys of the caller's tenant (or of ``X-Tenant-Id``'s, for the operator)."""
     return await tenants.list_keys(session, tenant_id=admin.tenant_id, cursor=cursor, limit=limit)
 
 
@@ -47,7 +59,13 @@ async def list_keys(
 async def revoke_key(
     key_id: uuid.UUID, admin: AdminDep, session: SessionDep, state: StateDep
 ) -> Response:
-    """Revoke a key of the caller's tenant."""
-    await tenants.revoke_key(session, tenant_id=admin.tenant_id, key_id=key_id, actor=admin.actor)
+    """Revoke a key of the caller's tenant; only the operator revokes an operator key."""
+    await tenants.revoke_key(
+        session,
+        tenant_id=admin.tenant_id,
+        key_id=key_id,
+        actor=admin.actor,
+        operator=admin.operator,
+    )
     state.keys.forget_all()
     return Response(status_code=204)

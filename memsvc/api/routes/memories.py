@@ -20,6 +20,7 @@ from memsvc.schemas import (
     MemoryVersionRead,
     ProvenanceRead,
 )
+from memsvc.store import erasure
 from memsvc.store import memories as store
 
 router = APIRouter(prefix="/v1", tags=["memories"])
@@ -123,7 +124,7 @@ async def delete_memory(
 ) -> Response:
     """Soft delete (restorable), or with ``hard=true`` erase content everywhere (audited)."""
     if hard:
-        await store.erase(
+        await erasure.erase(
             session, tenant_id=principal.tenant_id, memory_id=memory_id, actor=principal.actor
         )
     else:
