@@ -3,6 +3,12 @@ shared/data/README.md (results -> their sources' turn ids in rank order, flatten
 deduplicated, cut at k).
 
     python bench/locomo.py --data FILE --out OUT.json [--preset NAME] [--url URL --api-key KEY]
+                           [--write session|turn|batch]
+
+How the turns are written: ``session`` (default): one request per session with
+``session_id``; ``turn``: one request per turn with ``session_id`` (an agent writing as the
+conversation goes); ``batch``: ``--batch`` turns a request (default 100 here), no
+``session_id``.
 
 Without ``--url`` it starts its own embedded instance in a temp dir. No LLM is used.
 """
@@ -91,8 +97,28 @@ def turns_in_rank_order(results: list[Any]) -> list[str]:
     return list(seen)
 
 
+def write(
+    client: MemoryClient, cube: str, by_session: dict[int, list[MemoryCreate]], how: str, batch: int
+) -> None:
+    if how == "session":
+        # One batch per session so each turn can be indexed with what was said before it.
+        for items in by_session.values():
+            for i in range(0, len(items), batch):
+                client.add_many(cube, items[i : i + batch])
+    elif how == "turn":
+        for items in by_session.values():
+            for m in items:
+                client.add_many(cube, [m])
+    else:
+        plain = [
+            m.model_copy(update={"session_id": None}) for ms in by_session.values() for m in ms
+        ]
+        for i in range(0, len(plain), batch):
+            client.add_many(cube, plain[i : i + batch])
+
+
 def run(
-    client: MemoryClient, data: list[dict[str, Any]], preset: str, batch: int
+    client: MemoryClient, data: list[dict[str, Any]], preset: str, batch: int, how: str = "session"
 ) -> dict[str, Any]:
     recall5: dict[int, list[float]] = defaultdict(list)
     recall10: dict[int, list[float]] = defaultdict(list)
@@ -104,16 +130,13 @@ def run(
     for sample in data:
         sid = sample["sample_id"]
         cube = client.create_cube(f"locomo-{sid}-{uuid.uuid4().hex[:6]}")
-        # One batch per session so each turn can be indexed with what was said before it.
         by_session: dict[int, list[MemoryCreate]] = defaultdict(list)
         ids: set[str] = set()
         for n, when, turn in turns_of(sample["conversation"]):
             by_session[n].append(memory_of(sid, n, when, turn))
             ids.add(turn["dia_id"])
         started = time.perf_counter()
-        for items in by_session.values():
-            for i in range(0, len(items), batch):
-                client.add_many(cube.id, items[i : i + batch])
+        write(client, cube.id, by_session, how, batch)
         ingest_s += time.perf_counter() - started
         turns_total += len(ids)
         for qa in sample["qa"]:
@@ -140,6 +163,7 @@ def run(
     lat = sorted(latencies)
     return {
         "preset": preset,
+        "write": how,
         "recall@5": mean([x for c in core for x in recall5[c]]),
         "recall@10": mean([x for c in core for x in recall10[c]]),
         "ndcg@10": mean([x for c in core for x in ndcg10[c]]),
@@ -179,12 +203,14 @@ def main() -> None:
     ap.add_argument("--preset", default="hybrid")
     ap.add_argument("--url")
     ap.add_argument("--api-key")
-    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=None, help="turns a request (200; batch: 100)")
+    ap.add_argument("--write", choices=("session", "turn", "batch"), default="session")
     ap.add_argument("--backend", default=None, help="embedder backend for the local instance")
     args = ap.parse_args()
     data = json.loads(args.data.read_text())
     with _client(args) as client:
-        report = run(client, data, args.preset, args.batch)
+        batch = args.batch or (100 if args.write == "batch" else 200)
+        report = run(client, data, args.preset, batch, args.write)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
