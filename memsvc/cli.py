@@ -70,8 +70,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         took = time.perf_counter() - started
         print(f"memsvc: ready on http://{settings.host}:{settings.port} in {took:.1f}s", flush=True)
 
+    from memsvc import logs
+
+    logs.configure(level=settings.log_level, debug_content=settings.log.debug_content)
     app = create_app(settings, on_start=(*on_start, announce), on_stop=on_stop)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=logs.uvicorn_log_config(),
+    )
     return 0
 
 
@@ -145,9 +154,12 @@ def worker_hooks(settings: Settings) -> tuple[tuple[Hook, ...], tuple[Hook, ...]
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run background jobs only (scale-out: any number of these may run)."""
+    from memsvc import logs
     from memsvc.jobs.worker import run_worker_forever
 
-    return run_worker_forever(_settings(args), concurrency=args.concurrency)
+    settings = _settings(args)
+    logs.configure(level=settings.log_level, debug_content=settings.log.debug_content)
+    return run_worker_forever(settings, concurrency=args.concurrency)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

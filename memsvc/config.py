@@ -58,6 +58,14 @@ class LimitSettings(BaseModel):
     max_body_bytes: int = 64 * 1024 * 1024
 
 
+class LogSettings(BaseModel):
+    """Logs are JSON lines without content (``memsvc.logs``)."""
+
+    # Let SQL parameters and query strings into logs and database error messages
+    # (MEMSVC_LOG__DEBUG_CONTENT=true): for debugging only, they hold what users wrote.
+    debug_content: bool = False
+
+
 class JobSettings(BaseModel):
     """Durable background work (enrichment and friends)."""
 
@@ -84,6 +92,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"
+    log: LogSettings = Field(default_factory=LogSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -30,7 +30,7 @@ Hook = Callable[[AppState], Awaitable[None]]
 
 
 def write_admin_key(data_dir: Path, created: KeyCreated, *, echo: bool) -> Path:
-    """Store the first admin key in ``<data dir>/admin.key`` (mode 600) and print it once."""
+    """Store the first (operator) key in ``<data dir>/admin.key`` (mode 600) and print it once."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "admin.key"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -38,7 +38,7 @@ def write_admin_key(data_dir: Path, created: KeyCreated, *, echo: bool) -> Path:
         fh.write(created.key + "\n")
     os.chmod(path, 0o600)
     if echo:
-        print(f"memsvc: created tenant 'default' and admin key {created.key}", flush=True)
+        print(f"memsvc: created tenant 'default' and operator key {created.key}", flush=True)
         print(f"memsvc: the key is also in {path} (mode 600); it is not shown again", flush=True)
     return path
 
@@ -47,7 +47,7 @@ async def open_state(settings: Settings, *, runtime: ModelRuntime | None = None)
     """Start or attach to Postgres, migrate, bootstrap, and load the models."""
     url, server = await asyncio.to_thread(resolve_url, settings)
     await asyncio.to_thread(migrate, url)
-    db = Database.connect(url, server=server)
+    db = Database.connect(url, server=server, hide_parameters=not settings.log.debug_content)
     await db.detect_rls()
     async with db.transaction() as session:
         created = await tenants.bootstrap(session)

@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import time
-import traceback
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -28,6 +27,7 @@ from memsvc.jobs import queue
 from memsvc.jobs.handlers import JobContext, JobHandler, default_handlers
 from memsvc.jobs.queue import ClaimedJob
 from memsvc.llm import LLM, Usage, build_llm
+from memsvc.logs import safe_error
 from memsvc.store.db import Database
 
 if TYPE_CHECKING:
@@ -48,12 +48,6 @@ JOB_LLM_TOKENS = Counter(
 )
 
 _UNSET: LLM | None = object()  # type: ignore[assignment]
-
-
-def _error_text(exc: BaseException) -> str:
-    """The error and the tail of its traceback, for ``job.last_error``."""
-    tb = "".join(traceback.format_exception(exc)[-6:])
-    return f"{type(exc).__name__}: {exc}\n{tb}"
 
 
 class Worker:
@@ -207,13 +201,21 @@ class Worker:
             self._count_usage(job.kind, usage)
 
     async def _failed(self, job: ClaimedJob, exc: Exception, usage: Usage) -> None:
-        log.warning("job %s (%s) try %d failed: %s", job.id, job.kind, job.attempts, exc)
+        # The traceback goes to the server log; the tenant reads a class and a safe message.
+        log.warning(
+            "job %s (%s) try %d failed: %s",
+            job.id,
+            job.kind,
+            job.attempts,
+            safe_error(exc),
+            exc_info=exc,
+        )
         async with self.db.transaction() as s:
             status = await queue.fail(
                 s,
                 job=job,
                 worker_id=self.worker_id,
-                error=_error_text(exc),
+                error=safe_error(exc),
                 backoff_base_s=self.settings.jobs.backoff_base_s,
                 result=usage.as_dict(),
             )
@@ -266,7 +268,12 @@ async def serve_worker(settings: Settings, *, concurrency: int = 1) -> int:
 
     url, server = await asyncio.to_thread(resolve_url, settings)
     await asyncio.to_thread(migrate, url)
-    db = Database.connect(url, server=server, pool_size=concurrency + 2)
+    db = Database.connect(
+        url,
+        server=server,
+        pool_size=concurrency + 2,
+        hide_parameters=not settings.log.debug_content,
+    )
     handlers = default_handlers()
     runtime = None
     if any(h.needs_runtime for h in handlers.values()):

@@ -105,7 +105,8 @@ def create_key(
 ) -> Call[KeyCreated]:
     """``POST /v1/keys``."""
     tenant = uuid.UUID(str(tenant_id)) if tenant_id is not None else None
-    body = KeyCreate(name=name, admin=admin, role=role, tenant_id=tenant)
+    # Only the fields asked for: a server from before roles reads ``admin`` alone.
+    body = KeyCreate(name=name, admin=admin, tenant_id=tenant, **({"role": role} if role else {}))
     return json_call("POST", "/v1/keys", body, expect(KeyCreated))
 
 

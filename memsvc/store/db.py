@@ -73,7 +73,7 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def migrate(url: str) -> None:
     """Apply every pending migration (idempotent; serialised by an advisory lock)."""
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
     try:
         with engine.begin() as conn:
             # Several processes may start at once (API replicas, workers): one migrates.
@@ -135,9 +135,18 @@ class Database:
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
-    def connect(cls, url: str, *, server: Any = None, pool_size: int = 10) -> Database:
-        """An engine for ``url`` (no I/O until first use)."""
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=1800)
+    def connect(
+        cls, url: str, *, server: Any = None, pool_size: int = 10, hide_parameters: bool = True
+    ) -> Database:
+        """An engine for ``url`` (no I/O until first use). SQL parameters (user content) stay
+        out of logs and error messages unless ``hide_parameters`` is off (``memsvc.logs``)."""
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=20,
+            pool_recycle=1800,
+            hide_parameters=hide_parameters,
+        )
         binary_vectors(engine)
         caches = Caches()
         sessions = async_sessionmaker(engine, expire_on_commit=False, info={"caches": caches})

@@ -347,7 +347,7 @@ async def test_cube_overview_counts(service: Service) -> None:
 
 def test_session_cookies_expire_and_cannot_be_altered() -> None:
     key = b"k" * 32
-    principal = Principal(tenant_id=uuid.uuid4(), key_id=uuid.uuid4(), admin=False)
+    principal = Principal(tenant_id=uuid.uuid4(), key_id=uuid.uuid4(), role="member")
     value = sessions.encode(key, principal, "acme", now=1000.0)
     web = sessions.decode(key, value, now=1001.0)
     assert web is not None and (web.principal, web.tenant_name) == (principal, "acme")
