@@ -46,6 +46,10 @@ from memsvc.schemas import (
 )
 from memsvc.sdk import MemoryClient
 
+# A memory's content is capped at 32 KiB by default (MEMSVC_LIMITS__MAX_CONTENT_BYTES); a
+# few LongMemEval turns are longer: their content is cut there, their source keeps all.
+MAX_CONTENT_BYTES = 32_768
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "hybrid": {"preset": "hybrid"},
     "vector": {
@@ -79,10 +83,13 @@ def memories_of(q: dict[str, Any], cube_tag: str) -> Iterator[tuple[str, MemoryC
             text = turn["content"].replace("\x00", "")
             if not text.strip():
                 continue
+            content = f"{turn['role']}: {text}"
+            if len(content.encode()) > MAX_CONTENT_BYTES:  # the service's default limit
+                content = content.encode()[:MAX_CONTENT_BYTES].decode(errors="ignore")
             yield (
                 sid,
                 MemoryCreate(
-                    content=f"{turn['role']}: {text}",
+                    content=content,
                     kind="message",
                     layer="episodic",
                     session_id=f"{cube_tag}/{sid}",
