@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from memsvc import __version__
-from memsvc.api import errors
+from memsvc.api import errors, faults
 from memsvc.api.middleware import BodyLimit, Metrics
 from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
 from memsvc.config import Settings
@@ -21,6 +21,7 @@ from memsvc.schemas import KeyCreated
 from memsvc.state import AppState, KeyCache
 from memsvc.store import tenants
 from memsvc.store.db import Database, migrate, resolve_url
+from memsvc.store.embedded import Supervisor
 from memsvc.web import build_router as build_admin_router
 
 log = logging.getLogger("memsvc")
@@ -74,12 +75,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await open_state(settings, runtime=runtime)
         app.state.memsvc = state
+        supervisor = None
+        if state.db.server is not None:
+            # `memsvc serve` on the embedded Postgres restarts it when it dies.
+            supervisor = Supervisor(state.db.server)
+            supervisor.start()
+            state.extras["pg_supervisor"] = supervisor
         for hook in on_start:
             await hook(state)
         try:
             yield
         finally:
             state.ready = False
+            if supervisor is not None:
+                await supervisor.stop()
             for hook in on_stop:
                 await hook(state)
             if owns_runtime:
@@ -93,6 +102,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    faults.install(app)
     for module in (health, admin, cubes, memories, search, graph, jobs):
         app.include_router(module.router)
     app.include_router(build_admin_router())
