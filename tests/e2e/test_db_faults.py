@@ -30,7 +30,7 @@ def test_postgres_killed_under_serve_gives_503_then_recovers(tmp_path: Path) -> 
     url = f"http://127.0.0.1:{port}"
     proc = _serve(data, port)
     try:
-        _wait_ready(proc, url)
+        _wait_ready(proc, url, timeout=300)
         key = (data / "admin.key").read_text().strip()
         h = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, headers=h, timeout=30) as c:
@@ -73,14 +73,16 @@ def test_kill_9_of_serve_leaves_no_stale_handle(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _serve(data, port)
-    _wait_ready(proc, url)
-    proc.kill()
-    proc.wait()
+    try:
+        _wait_ready(proc, url, timeout=300)
+    finally:
+        proc.kill()
+        proc.wait()
     assert proc.pid in json.loads((data / "pg" / ".handle_pids.json").read_text())
 
     proc = _serve(data, port)
     try:
-        _wait_ready(proc, url)
+        _wait_ready(proc, url, timeout=300)
         pids = json.loads((data / "pg" / ".handle_pids.json").read_text())
         assert pids == [proc.pid]
         pg = _postmaster_pid(data)
