@@ -71,7 +71,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"memsvc: ready on http://{settings.host}:{settings.port} in {took:.1f}s", flush=True)
 
     app = create_app(settings, on_start=(*on_start, announce), on_stop=on_stop)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # X-Forwarded-For only from MEMSVC_TRUSTED_PROXIES (uvicorn trusts 127.0.0.1 else).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or "",
+        # A client that sends headers slowly or leaves a connection idle is dropped.
+        timeout_keep_alive=5,
+    )
     return 0
 
 
