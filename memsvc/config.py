@@ -60,6 +60,10 @@ class LimitSettings(BaseModel):
     # over it: 429 with Retry-After. 0 turns the limit off.
     rate_per_s: float = 100.0
     rate_burst: int = 200
+    # A request body must arrive within this (else 408); a response must start within
+    # ``response_timeout_s`` (else 503 with Retry-After).
+    body_timeout_s: float = 30.0
+    response_timeout_s: float = 60.0
 
 
 class JobSettings(BaseModel):

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from memsvc import __version__
 from memsvc.api import errors, faults
 from memsvc.api.middleware import BodyLimit, Metrics
+from memsvc.api.timeouts import Timeouts
 from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
 from memsvc.config import Settings
 from memsvc.runtime import ModelRuntime, build_runtime
@@ -107,5 +108,10 @@ def create_app(
         app.include_router(module.router)
     app.include_router(build_admin_router())
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
+    app.add_middleware(
+        Timeouts,
+        body_timeout_s=settings.limits.body_timeout_s,
+        response_timeout_s=settings.limits.response_timeout_s,
+    )
     app.add_middleware(Metrics)
     return app

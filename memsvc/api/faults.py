@@ -40,9 +40,19 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
             "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
         )
         return outage_response()
+    if _timed_out(exc):
+        log.warning("statement timeout on %s %s", request.method, request.url.path)
+        resp = error_response(503, "timeout", "the database took too long; retry later")
+        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return resp
     log.exception("unhandled database error on %s %s", request.method, request.url.path)
     err = ServerError("internal server error")
     return error_response(err.status, err.code, err.message)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, psycopg.errors.QueryCanceled)
 
 
 def install(app: FastAPI) -> None:

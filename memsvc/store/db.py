@@ -91,6 +91,7 @@ def binary_vectors(engine: AsyncEngine) -> None:
 
 
 TENANT_ROLE = "memsvc_tenant"
+STATEMENT_TIMEOUT_S = 30.0
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -157,8 +158,16 @@ class Database:
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
-    def connect(cls, url: str, *, server: Any = None, pool_size: int = 10) -> Database:
-        """An engine for ``url`` (no I/O until first use)."""
+    def connect(
+        cls,
+        url: str,
+        *,
+        server: Any = None,
+        pool_size: int = 10,
+        statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+    ) -> Database:
+        """An engine for ``url`` (no I/O until first use). Every statement is cancelled
+        after ``statement_timeout_s`` (0: never), so no runaway query holds a connection."""
         # pool_pre_ping: connections left over from a database that died and came back are
         # replaced on checkout instead of failing the request that drew them.
         engine = create_async_engine(
@@ -168,6 +177,7 @@ class Database:
             pool_recycle=1800,
             pool_pre_ping=True,
             pool_timeout=10,
+            connect_args={"options": f"-c statement_timeout={int(statement_timeout_s * 1000)}"},
         )
         binary_vectors(engine)
         caches = Caches()

@@ -48,3 +48,49 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after(limited: Service) -
     assert int(r.headers["Retry-After"]) >= 1
     # Another key has its own bucket.
     assert (await c.get("/v1/cubes", headers=limited.auth(other))).status_code == 200
+
+
+async def test_a_half_sent_body_is_answered_408_not_held(settings: Settings, runtime) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from memsvc.api.app import create_app
+
+    quick = settings.model_copy(update={"limits": LimitSettings(rate_per_s=0, body_timeout_s=0.5)})
+    app = create_app(quick, runtime=runtime)
+    async with app.router.lifespan_context(app):
+        key = (quick.data_dir / "admin.key").read_text().strip()
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            if not sent:
+                sent.append({})
+                return {"type": "http.request", "body": b'{"name": ', "more_body": True}
+            await asyncio.sleep(3600)  # the rest never comes
+            raise AssertionError
+
+        out: list[dict[str, object]] = []
+
+        async def send(message: dict[str, object]) -> None:
+            out.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "path": "/v1/cubes",
+            "raw_path": b"/v1/cubes",
+            "query_string": b"",
+            "root_path": "",
+            "scheme": "http",
+            "server": ("memsvc", 80),
+            "client": ("127.0.0.1", 1),
+            "headers": [
+                (b"authorization", f"Bearer {key}".encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", b"100"),
+            ],
+            "state": {},
+        }
+        await asyncio.wait_for(app(scope, receive, send), timeout=10)  # type: ignore[arg-type]
+        assert out[0]["status"] == 408
