@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from memsvc import __version__
 from memsvc.api import errors, faults
 from memsvc.api.middleware import BodyLimit, Metrics
-from memsvc.api.timeouts import Timeouts
 from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
+from memsvc.api.timeouts import Timeouts
 from memsvc.config import Settings
 from memsvc.runtime import ModelRuntime, build_runtime
 from memsvc.schemas import KeyCreated

@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc.api.limits import RateLimiter
 from memsvc.config import Settings
 from memsvc.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from memsvc.api.limits import RateLimiter
 from memsvc.state import AppState
 from memsvc.store import cubes, tenants
 from memsvc.store.tenants import Principal

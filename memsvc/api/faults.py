@@ -37,7 +37,10 @@ def outage_response() -> JSONResponse:
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if is_outage(exc):
         log.warning(
-            "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
         )
         return outage_response()
     if _timed_out(exc):

@@ -10,7 +10,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class _BodyTimeout(BaseException):  # noqa: N818 (not an Exception: FastAPI turns those into 400)
+class _BodyTimeout(BaseException):
     pass
 
 
@@ -56,7 +56,9 @@ class Timeouts:
                 await self.app(scope, timed_receive, tracking_send)
         except _BodyTimeout:
             if not started:
-                await _error(send, 408, "request_timeout", "the request body did not arrive in time")
+                await _error(
+                    send, 408, "request_timeout", "the request body did not arrive in time"
+                )
         except TimeoutError:
             if not started:
                 await _error(send, 503, "timeout", "the request took too long; retry later")

@@ -13,6 +13,7 @@ directory and socket, so the connection pool (``pool_pre_ping``) reconnects by i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -108,10 +109,8 @@ class Supervisor:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     async def check(self) -> bool:
         """Restart Postgres if it is down; True when it had to."""
