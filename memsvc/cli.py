@@ -80,6 +80,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=settings.log_level,
         log_config=logs.uvicorn_log_config(),
+        # X-Forwarded-For only from MEMSVC_TRUSTED_PROXIES (uvicorn trusts 127.0.0.1 else).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or "",
+        # A client that sends headers slowly or leaves a connection idle is dropped.
+        timeout_keep_alive=5,
     )
     return 0
 

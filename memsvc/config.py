@@ -56,6 +56,14 @@ class LimitSettings(BaseModel):
     max_page_size: int = 1000
     default_page_size: int = 100
     max_body_bytes: int = 64 * 1024 * 1024
+    # Requests per second per API key (token bucket), in bursts of up to ``rate_burst``;
+    # over it: 429 with Retry-After. 0 turns the limit off.
+    rate_per_s: float = 100.0
+    rate_burst: int = 200
+    # A request body must arrive within this (else 408); a response must start within
+    # ``response_timeout_s`` (else 503 with Retry-After).
+    body_timeout_s: float = 30.0
+    response_timeout_s: float = 60.0
 
 
 class LogSettings(BaseModel):
@@ -104,6 +112,9 @@ class Settings(BaseSettings):
     ann_fold_delay_s: float = 10.0
     # Session cookie signing for the admin view; generated and stored in data_dir when unset.
     session_secret: SecretStr | None = None
+    # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips: addresses
+    # or CIDRs, comma-separated); empty: the peer address is the client, whatever it sends.
+    trusted_proxies: str = ""
     # Print the first-start admin key to stdout (never logged elsewhere).
     print_admin_key: bool = True
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from memsvc.config import ModelSettings, Settings
+from memsvc.config import LimitSettings, ModelSettings, Settings
 from memsvc.store.db import migrate, sqlalchemy_url, start_embedded
 
 TEMPLATE_DB = "memsvc_template"
@@ -85,6 +85,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "data",
         database_url=database_url,  # type: ignore[arg-type]
         print_admin_key=False,
+        # Off except in the rate-limit tests (property and schema tests send many requests).
+        limits=LimitSettings(rate_per_s=0),
     )
 
 

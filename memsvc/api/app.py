@@ -12,15 +12,17 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from memsvc import __version__
-from memsvc.api import errors
+from memsvc.api import errors, faults
 from memsvc.api.middleware import BodyLimit, Metrics
 from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
+from memsvc.api.timeouts import Timeouts
 from memsvc.config import Settings
 from memsvc.runtime import ModelRuntime, build_runtime
 from memsvc.schemas import KeyCreated
 from memsvc.state import AppState, KeyCache
 from memsvc.store import tenants
 from memsvc.store.db import Database, migrate, resolve_url
+from memsvc.store.embedded import Supervisor
 from memsvc.web import build_router as build_admin_router
 
 log = logging.getLogger("memsvc")
@@ -74,12 +76,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await open_state(settings, runtime=runtime)
         app.state.memsvc = state
+        supervisor = None
+        if state.db.server is not None:
+            # `memsvc serve` on the embedded Postgres restarts it when it dies.
+            supervisor = Supervisor(state.db.server)
+            supervisor.start()
+            state.extras["pg_supervisor"] = supervisor
         for hook in on_start:
             await hook(state)
         try:
             yield
         finally:
             state.ready = False
+            if supervisor is not None:
+                await supervisor.stop()
             for hook in on_stop:
                 await hook(state)
             if owns_runtime:
@@ -93,9 +103,15 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    faults.install(app)
     for module in (health, admin, cubes, memories, search, graph, jobs):
         app.include_router(module.router)
     app.include_router(build_admin_router())
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
+    app.add_middleware(
+        Timeouts,
+        body_timeout_s=settings.limits.body_timeout_s,
+        response_timeout_s=settings.limits.response_timeout_s,
+    )
     app.add_middleware(Metrics)
     return app

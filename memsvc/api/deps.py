@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc.api.limits import RateLimiter
 from memsvc.config import Settings
 from memsvc.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from memsvc.state import AppState
@@ -36,6 +37,15 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 TENANT_HEADER = "x-tenant-id"
 
 
+def rate_limiter(state: AppState) -> RateLimiter:
+    """The process's per-key token buckets (``limits.rate_per_s``, ``limits.rate_burst``)."""
+    limiter = state.extras.get("rate_limiter")
+    if not isinstance(limiter, RateLimiter):
+        lim = state.settings.limits
+        limiter = state.extras["rate_limiter"] = RateLimiter(lim.rate_per_s, lim.rate_burst)
+    return limiter
+
+
 async def get_principal(request: Request, state: StateDep) -> Principal:
     """The caller, from ``Authorization: Bearer <key>`` (401 when missing or unknown).
 
@@ -49,6 +59,7 @@ async def get_principal(request: Request, state: StateDep) -> Principal:
     principal = await state.keys.lookup(raw.strip())
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
+    rate_limiter(state).check(principal.key_id)
     named = request.headers.get(TENANT_HEADER)
     if named is not None:
         principal = await _acting(state, principal, named)

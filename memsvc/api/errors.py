@@ -47,7 +47,10 @@ def _clean(errors: list[Any]) -> list[dict[str, Any]]:
 
 async def _memsvc_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MemsvcError)
-    return error_response(exc.status, exc.code, exc.message, exc.detail)
+    resp = error_response(exc.status, exc.code, exc.message, exc.detail)
+    if isinstance(exc.detail, dict) and "retry_after_s" in exc.detail:
+        resp.headers["Retry-After"] = str(exc.detail["retry_after_s"])
+    return resp
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -28,7 +28,7 @@ from memsvc.jobs.handlers import JobContext, JobHandler, default_handlers
 from memsvc.jobs.queue import ClaimedJob
 from memsvc.llm import LLM, Usage, build_llm
 from memsvc.logs import safe_error
-from memsvc.store.db import Database
+from memsvc.store.db import Database, is_outage
 
 if TYPE_CHECKING:
     from memsvc.runtime import ModelRuntime
@@ -187,8 +187,12 @@ class Worker:
                 await queue.release(s, job=job, worker_id=self.worker_id)
             raise
         except Exception as exc:
-            # The job runner is a named boundary: record what failed, retry or park it.
-            await self._failed(job, exc, usage)
+            if is_outage(exc):
+                # The database went away mid-job: not the job's fault, so no try is spent.
+                await self._give_back(job)
+            else:
+                # The job runner is a named boundary: record what failed, retry or park it.
+                await self._failed(job, exc, usage)
         else:
             async with self.db.transaction() as s:
                 held = await queue.complete(
@@ -224,6 +228,36 @@ class Worker:
             log.error("job %s (%s) parked as a dead letter", job.id, job.kind)
             await self._on_dead(job)
 
+    async def wait_for_database(self, *, max_wait_s: float = 600.0) -> bool:
+        """Poll until the database answers again (backing off to 5 s); False on stop/timeout."""
+        delay = 0.2
+        deadline = time.monotonic() + max_wait_s
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            try:
+                await self.db.ping()
+                return True
+            except Exception as exc:
+                log.debug("database still unavailable: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            delay = min(delay * 2, 5.0)
+        return False
+
+    async def _give_back(self, job: ClaimedJob) -> None:
+        """Release a job interrupted by a database outage without counting the try; if the
+        database stays away the lock times out and ``requeue_stale`` gives it back."""
+        log.warning("job %s (%s): database unavailable; giving the job back", job.id, job.kind)
+        JOBS.labels(job.kind, "outage").inc()
+        if not await self.wait_for_database():
+            return
+        try:
+            async with self.db.transaction() as s:
+                await queue.release(s, job=job, worker_id=self.worker_id)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("job %s: could not give it back yet (database down)", job.id)
+
     async def _on_dead(self, job: ClaimedJob) -> None:
         handler = self.handlers.get(job.kind)
         if handler is None or handler.on_dead is None:
@@ -253,8 +287,13 @@ class Worker:
                 if time.monotonic() - self._last_prune >= self.settings.jobs.prune_every_s:
                     await self.prune()
                 ran = await self.run_one()
-            except Exception:
-                # Database down or similar: keep the worker alive and try again later.
+            except Exception as exc:
+                if is_outage(exc):
+                    # Database down: wait for it (backing off), then carry on by itself.
+                    log.warning("worker %s: database unavailable; waiting", self.worker_id)
+                    await self.wait_for_database()
+                    continue
+                # Keep the worker alive and try again later.
                 log.exception("worker %s: poll failed", self.worker_id)
             if not ran:
                 with contextlib.suppress(TimeoutError):
@@ -265,6 +304,7 @@ async def serve_worker(settings: Settings, *, concurrency: int = 1) -> int:
     """Run a worker process until SIGTERM/SIGINT (models loaded only if a job kind needs them)."""
     from memsvc.runtime import build_runtime
     from memsvc.store.db import migrate, resolve_url
+    from memsvc.store.embedded import Supervisor
 
     url, server = await asyncio.to_thread(resolve_url, settings)
     await asyncio.to_thread(migrate, url)
@@ -279,11 +319,14 @@ async def serve_worker(settings: Settings, *, concurrency: int = 1) -> int:
     if any(h.needs_runtime for h in handlers.values()):
         runtime = await asyncio.to_thread(build_runtime, settings.models)
     worker = Worker(db, settings, runtime=runtime, handlers=handlers, concurrency=concurrency)
+    supervisor = Supervisor(server) if server is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        if supervisor is not None:
+            supervisor.start()
         await worker.start()
         mode = f"LLM {settings.llm.model}" if settings.llm.model else "heuristic"
         print(f"memsvc worker {worker.worker_id}: running ({mode} mode)", flush=True)
@@ -291,6 +334,8 @@ async def serve_worker(settings: Settings, *, concurrency: int = 1) -> int:
         print("memsvc worker: stopping after the jobs in flight", flush=True)
         await worker.stop()
     finally:
+        if supervisor is not None:
+            await supervisor.stop()
         if runtime is not None:
             runtime.close()
         await db.close()

