@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 import numpy as np
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -363,3 +364,35 @@ class AuditLog(Base):
     target_id: Mapped[str | None] = mapped_column(String(100))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     created_at: Mapped[datetime] = _now()
+
+
+class TenantLimit(Base):
+    """A tenant's overrides of the server's limits (NULL: the server's default)."""
+
+    __tablename__ = "tenant_limit"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    rate_per_s: Mapped[float | None] = mapped_column(Float)
+    rate_burst: Mapped[int | None] = mapped_column(Integer)
+    daily_write_quota: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = _now()
+
+
+class TenantWriteUsage(Base):
+    """Memories created by a tenant on one UTC day (for the daily write quota)."""
+
+    __tablename__ = "tenant_write_usage"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    writes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class RevokedSession(Base):
+    """A signed-out admin session (sha256 of its id) until its cookie expires."""
+
+    __tablename__ = "revoked_session"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

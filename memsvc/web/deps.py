@@ -43,10 +43,13 @@ DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
 async def signed_in(request: Request, state: StateDep, db: DbDep) -> sessions.WebSession:
-    """The operator's session, or a redirect to the sign-in form (also once the key is revoked)."""
+    """The operator's session, or a redirect to the sign-in form (also once the key is revoked
+    or the session signed out)."""
     key = await sessions.signing_key(state)
     web = sessions.decode(key, request.cookies.get(sessions.COOKIE))
-    if web is None or not await queries.key_is_live(db, tenant_id=web.tenant_id, key_id=web.key_id):
+    if web is None or not await queries.session_is_live(
+        db, tenant_id=web.tenant_id, key_id=web.key_id, session_id=web.session_id
+    ):
         raise LoginRequired
     # From here on this request's transaction sees only the operator's tenant.
     await scope_to_tenant(db, web.tenant_id, rls=state.db.rls)

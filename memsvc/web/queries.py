@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, cast, func, select
+from sqlalchemy import case, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.jobs import queue
 from memsvc.schemas import JobRead, LinkRead
 from memsvc.store import links as link_store
-from memsvc.store.models import ApiKey, Job, Memory
+from memsvc.store.models import ApiKey, Job, Memory, RevokedSession
 
 JOB_STATUSES = ("queued", "running", "failed", "done")
 _UUID_RE = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -39,6 +40,35 @@ async def key_is_live(session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uu
         )
     )
     return row.first() is not None
+
+
+async def session_is_live(
+    session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID, session_id: str
+) -> bool:
+    """Whether a session's key is live and the session was not signed out."""
+    revoked = select(RevokedSession.id).where(RevokedSession.id == session_id).exists()
+    row = await session.execute(
+        select(ApiKey.id).where(
+            ApiKey.id == key_id,
+            ApiKey.tenant_id == tenant_id,
+            ApiKey.revoked_at.is_(None),
+            ~revoked,
+        )
+    )
+    return row.first() is not None
+
+
+async def revoke_session(session: AsyncSession, *, session_id: str, expires: int) -> None:
+    """Sign a session out for good (until its cookie would have expired); forget the
+    revocations whose cookies have expired since."""
+    now = datetime.now(UTC)
+    await session.execute(delete(RevokedSession).where(RevokedSession.expires_at < now))
+    until = datetime.fromtimestamp(expires, UTC)
+    await session.execute(
+        insert(RevokedSession)
+        .values(id=session_id, expires_at=until)
+        .on_conflict_do_nothing(index_elements=[RevokedSession.id])
+    )
 
 
 # --- cubes -------------------------------------------------------------------------------

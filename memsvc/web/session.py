@@ -3,7 +3,8 @@
 The cookie holds no secret: only ids, the tenant's name, an expiry and the per-session CSRF
 token, signed with a key from ``settings.session_secret`` or, when unset, a random secret
 kept in ``<data dir>/session.secret`` (mode 600). Replicas that share sessions must share
-``MEMSVC_SESSION_SECRET``. Revoking the key ends its sessions (checked on every request).
+``MEMSVC_SESSION_SECRET``. Revoking the key ends its sessions, and signing out ends the
+session for good (``revoked_session``; both checked on every request).
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class WebSession:
     role: Role
     csrf: str
     expires: int
+
+    @property
+    def session_id(self) -> str:
+        """The session's id where it is recorded (signed out): a hash, so the CSRF token
+        itself is never stored."""
+        return hashlib.sha256(b"memsvc session " + self.csrf.encode()).hexdigest()
 
     @property
     def principal(self) -> Principal:

@@ -96,6 +96,28 @@ async def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_clears_it(
     assert (await service.client.get("/admin/")).status_code == 303
 
 
+async def test_sign_out_revokes_the_session_server_side(service: Service) -> None:
+    await sign_in(service.client, service.admin_key)
+    kept = service.client.cookies.get("memsvc_admin")
+    assert kept
+    home = await service.client.get("/admin/")
+    assert home.status_code == 200
+    out = await service.client.post("/admin/logout", data={"csrf": csrf_of(home.text)})
+    assert out.status_code == 303
+    # A copy of the cookie kept from before sign-out (a stolen one, say) works no more.
+    service.client.cookies.set("memsvc_admin", kept, path="/admin")
+    again = await service.client.get("/admin/")
+    assert again.status_code == 303 and again.headers["location"].startswith("/admin/login")
+    api = await service.client.get(f"/admin/api/cubes/{uuid.uuid4()}/graph")
+    assert api.status_code == 401
+    login = await service.client.get("/admin/login")  # the form, not a redirect loop
+    assert login.status_code == 200 and "csrf" in login.text
+    # Signing in again starts a new session that works.
+    service.client.cookies.clear()
+    await sign_in(service.client, service.admin_key)
+    assert (await service.client.get("/admin/")).status_code == 200
+
+
 async def test_open_redirects_and_forged_cookies_are_refused(service: Service) -> None:
     form = await service.client.get("/admin/login")
     resp = await service.client.post(

@@ -13,8 +13,9 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from memsvc.errors import Forbidden, NotFound, RateLimited
 from memsvc.store import tenants
+from memsvc.web import queries
 from memsvc.web import session as sessions
-from memsvc.web.deps import CSRF_MESSAGE, DbDep, FormDep, StateDep, read_form
+from memsvc.web.deps import CSRF_MESSAGE, DbDep, FormDep, StateDep, WebDep, read_form
 from memsvc.web.errors import AdminRoute
 from memsvc.web.render import SECURITY_HEADERS, STATIC_DIR, page
 
@@ -67,10 +68,13 @@ def _login_page(request: Request, *, status: int = 200, error: str | None = None
 
 
 @router.get("/login")
-async def login_form(request: Request, state: StateDep) -> Response:
+async def login_form(request: Request, state: StateDep, db: DbDep) -> Response:
     """The sign-in form (straight to the overview when already signed in)."""
     key = await sessions.signing_key(state)
-    if sessions.decode(key, request.cookies.get(sessions.COOKIE)) is not None:
+    web = sessions.decode(key, request.cookies.get(sessions.COOKIE))
+    if web is not None and await queries.session_is_live(
+        db, tenant_id=web.tenant_id, key_id=web.key_id, session_id=web.session_id
+    ):
         return RedirectResponse("/admin/", status_code=303, headers=SECURITY_HEADERS)
     return _login_page(request)
 
@@ -108,8 +112,10 @@ async def login(request: Request, state: StateDep, db: DbDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(_: FormDep) -> Response:
-    """End the session (the cookie is dropped; the key itself stays valid)."""
+async def logout(_: FormDep, web: WebDep, db: DbDep) -> Response:
+    """End the session: recorded as signed out, so a kept copy of the cookie no longer
+    works; the key itself stays valid."""
+    await queries.revoke_session(db, session_id=web.session_id, expires=web.expires)
     resp = RedirectResponse("/admin/login", status_code=303, headers=SECURITY_HEADERS)
     resp.delete_cookie(sessions.COOKIE, path=sessions.COOKIE_PATH, httponly=True, samesite="strict")
     return resp
