@@ -74,6 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logs.configure(level=settings.log_level, debug_content=settings.log.debug_content)
     app = create_app(settings, on_start=(*on_start, announce), on_stop=on_stop)
+    from memsvc.api.protocol import h11_with_header_timeout
+
     uvicorn.run(
         app,
         host=settings.host,
@@ -83,8 +85,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # X-Forwarded-For only from MEMSVC_TRUSTED_PROXIES (uvicorn trusts 127.0.0.1 else).
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or "",
-        # A client that sends headers slowly or leaves a connection idle is dropped.
+        # A client that leaves a connection idle, or sends a request's headers slowly, is
+        # dropped (uvicorn's h11 has no header timeout of its own: memsvc.api.protocol).
         timeout_keep_alive=5,
+        http=h11_with_header_timeout(settings.limits.header_timeout_s),
     )
     return 0
 
@@ -135,6 +139,71 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     role: Role = "operator" if args.operator else "admin" if args.admin else "member"
     key = asyncio.run(_create_key(_settings(args), args.tenant, role, args.name))
     print(key)
+    return 0
+
+
+_LIMIT_FIELDS = ("rate_per_s", "rate_burst", "daily_write_quota")
+
+
+def _limit_value(text: str) -> object:
+    """A ``limits set`` value: a number, or ``default`` (the server's default)."""
+    if text.strip().lower() == "default":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # refused by the schema, with its message
+
+
+async def _limits(settings: Settings, tenant: str, changes: dict[str, object] | None) -> str:
+    from sqlalchemy import select
+
+    from memsvc.api.limits import utc_today
+    from memsvc.schemas import TenantLimits
+    from memsvc.store import limits as limit_store
+    from memsvc.store.db import Database, migrate, resolve_url
+    from memsvc.store.models import Tenant
+
+    url, server = resolve_url(settings)
+    migrate(url)
+    db = Database.connect(url, server=server)
+    try:
+        async with db.transaction() as session:
+            tid = (await session.execute(select(Tenant.id).where(Tenant.name == tenant))).scalar()
+            if tid is None:
+                raise SystemExit(f"memsvc: no tenant named {tenant!r}")
+            if changes:
+                own = await limit_store.overrides(session, tenant_id=tid)
+                merged = {**own.model_dump(), **changes}
+                await limit_store.set_overrides(
+                    session, tenant_id=tid, limits=TenantLimits.model_validate(merged)
+                )
+            found = await limit_store.read(
+                session, tenant_id=tid, defaults=settings.limits, day=utc_today()
+            )
+        return found.model_dump_json(indent=2)
+    finally:
+        await db.close()
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    """Show or change a tenant's limits (``set``: only the options given change)."""
+    from pydantic import ValidationError
+
+    changes: dict[str, object] | None = None
+    if args.limits_command == "set":
+        given = {f: getattr(args, f) for f in _LIMIT_FIELDS}
+        changes = {k: _limit_value(v) for k, v in given.items() if v is not None}
+        if not changes:
+            print("memsvc: nothing to set (see memsvc limits set --help)", file=sys.stderr)
+            return 2
+    try:
+        print(asyncio.run(_limits(_settings(args), args.tenant, changes)))
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            print(f"memsvc: invalid {field}: {err['msg']}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -208,6 +277,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kc.add_argument("--name", default="cli")
     kc.set_defaults(func=cmd_keys_create)
+    limits = sub.add_parser("limits", help="a tenant's rate limits and daily write quota")
+    lsub = limits.add_subparsers(dest="limits_command", required=True)
+    ls = with_data_dir(lsub.add_parser("show", help="print a tenant's limits as JSON"))
+    ls.add_argument("--tenant", required=True, help="tenant name")
+    ls.set_defaults(func=cmd_limits)
+    lset = with_data_dir(
+        lsub.add_parser("set", help="change a tenant's limits ('default': the server's)")
+    )
+    lset.add_argument("--tenant", required=True, help="tenant name")
+    lset.add_argument("--rate-per-s", dest="rate_per_s", help="requests/s per key (0: off)")
+    lset.add_argument("--rate-burst", dest="rate_burst", help="burst size per key")
+    lset.add_argument(
+        "--daily-write-quota", dest="daily_write_quota", help="memories per UTC day (0: no cap)"
+    )
+    lset.set_defaults(func=cmd_limits)
     worker = with_data_dir(sub.add_parser("worker", help="run background jobs"))
     worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once")
     worker.set_defaults(func=cmd_worker)

@@ -60,9 +60,15 @@ class LimitSettings(BaseModel):
     # over it: 429 with Retry-After. 0 turns the limit off.
     rate_per_s: float = 100.0
     rate_burst: int = 200
+    # Memories a tenant may create per UTC day (0: unlimited); over it: 429 quota_exceeded
+    # with Retry-After until midnight UTC. Per tenant: PUT /v1/tenants/{id}/limits.
+    daily_write_quota: int = 0
     # A request body must arrive within this (else 408); a response must start within
     # ``response_timeout_s`` (else 503 with Retry-After).
     body_timeout_s: float = 30.0
+    # A request's line and headers must arrive within this, else the connection is closed
+    # (``memsvc serve``; 0: no limit).
+    header_timeout_s: float = 10.0
     response_timeout_s: float = 60.0
 
 

@@ -9,7 +9,7 @@
     ├── Conflict             409  stale expected_version, duplicate name, idempotency reuse
     ├── Gone                 410  what a replayed request created was erased
     ├── PayloadTooLarge      413  content, batch or body over the limits
-    ├── RateLimited          429
+    ├── RateLimited          429  over the rate (rate_limited) or daily quota (quota_exceeded)
     ├── ServiceUnavailable   503  database or models not ready
     ├── ServerError          500  a bug; the message is generic, the detail logged
     └── llm.errors.LLMError  502  the LLM provider failed (in jobs: retried, then parked)

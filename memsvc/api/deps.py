@@ -5,16 +5,19 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.api.limits import RateLimiter
+from memsvc.api.limits import RateLimiter, TenantLimitCache, quota_exceeded, utc_today
 from memsvc.config import Settings
 from memsvc.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from memsvc.schemas import EffectiveLimits
 from memsvc.state import AppState
 from memsvc.store import cubes, tenants
+from memsvc.store import limits as limit_store
 from memsvc.store.tenants import Principal
 
 
@@ -46,6 +49,53 @@ def rate_limiter(state: AppState) -> RateLimiter:
     return limiter
 
 
+def tenant_limit_cache(state: AppState) -> TenantLimitCache:
+    """The process's cache of each tenant's effective limits."""
+    cache = state.extras.get("tenant_limits")
+    if not isinstance(cache, TenantLimitCache):
+        cache = state.extras["tenant_limits"] = TenantLimitCache()
+    return cache
+
+
+async def tenant_limits(state: AppState, tenant_id: uuid.UUID) -> EffectiveLimits:
+    """The limits that apply to a tenant (its overrides, else the server's defaults),
+    read from the database at most every few seconds."""
+    cache = tenant_limit_cache(state)
+    hit = cache.get(tenant_id)
+    if hit is not None:
+        return hit
+    async with state.db.transaction() as session:
+        own = await limit_store.overrides(session, tenant_id=tenant_id)
+    found = limit_store.effective(own, state.settings.limits)
+    cache.put(tenant_id, found)
+    return found
+
+
+@asynccontextmanager
+async def write_quota(state: AppState, tenant_id: uuid.UUID, n: int) -> AsyncIterator[None]:
+    """Count ``n`` memory writes against the tenant's daily quota before any work (429
+    ``quota_exceeded`` with ``Retry-After`` until midnight UTC when over it); the count is
+    given back when the work fails."""
+    quota = (await tenant_limits(state, tenant_id)).daily_write_quota
+    if quota <= 0 or n <= 0:
+        yield
+        return
+    day = utc_today()
+    async with state.db.transaction() as session:
+        ok = await limit_store.reserve_writes(
+            session, tenant_id=tenant_id, day=day, n=n, quota=quota
+        )
+    if not ok:
+        raise quota_exceeded(quota, n)
+    try:
+        yield
+    except Exception:
+        with suppress(Exception):  # the original error matters more than the count
+            async with state.db.transaction() as session:
+                await limit_store.refund_writes(session, tenant_id=tenant_id, day=day, n=n)
+        raise
+
+
 async def get_principal(request: Request, state: StateDep) -> Principal:
     """The caller, from ``Authorization: Bearer <key>`` (401 when missing or unknown).
 
@@ -59,7 +109,8 @@ async def get_principal(request: Request, state: StateDep) -> Principal:
     principal = await state.keys.lookup(raw.strip())
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
-    rate_limiter(state).check(principal.key_id)
+    own = await tenant_limits(state, principal.tenant_id)
+    rate_limiter(state).check(principal.key_id, rate_per_s=own.rate_per_s, burst=own.rate_burst)
     named = request.headers.get(TENANT_HEADER)
     if named is not None:
         principal = await _acting(state, principal, named)

@@ -39,12 +39,15 @@ from memsvc.schemas.search import (
     SearchResult,
 )
 from memsvc.schemas.tenants import (
+    EffectiveLimits,
     KeyCreate,
     KeyCreated,
     KeyPage,
     KeyRead,
     Role,
     TenantCreate,
+    TenantLimits,
+    TenantLimitsRead,
     TenantPage,
     TenantRead,
 )
@@ -58,6 +61,7 @@ __all__ = [
     "CubePage",
     "CubeRead",
     "CubeUpdate",
+    "EffectiveLimits",
     "ErrorBody",
     "ErrorInfo",
     "GraphEdge",
@@ -97,6 +101,8 @@ __all__ = [
     "SourceCreate",
     "SourceRead",
     "TenantCreate",
+    "TenantLimits",
+    "TenantLimitsRead",
     "TenantPage",
     "TenantRead",
     "VersionProvenance",

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, computed_field, model_validator
+from pydantic import ConfigDict, Field, StrictInt, computed_field, model_validator
 
 from memsvc.schemas.common import Page, ReadModel, WireModel
 
@@ -77,3 +77,41 @@ class KeyRead(_Keyed):
 
 
 KeyPage = Page[KeyRead]
+
+
+# Bounds of the per-tenant limits (anything larger is refused with 422).
+MAX_RATE_PER_S = 1_000_000.0
+MAX_BURST = 1_000_000_000
+MAX_DAILY_WRITES = 1_000_000_000_000
+
+
+class TenantLimits(WireModel):
+    """A tenant's overrides of the server's limits; null: the server's default.
+
+    ``rate_per_s``/``rate_burst``: requests a second per API key of the tenant, in bursts
+    of up to ``rate_burst`` (0: no rate limit). ``daily_write_quota``: memories the tenant
+    may create per UTC day (0: unlimited)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    rate_per_s: float | None = Field(default=None, ge=0, le=MAX_RATE_PER_S)
+    rate_burst: StrictInt | None = Field(default=None, ge=0, le=MAX_BURST)
+    daily_write_quota: StrictInt | None = Field(default=None, ge=0, le=MAX_DAILY_WRITES)
+
+
+class EffectiveLimits(ReadModel):
+    """The limits that apply: the tenant's overrides, else the server's defaults."""
+
+    rate_per_s: float
+    rate_burst: int
+    daily_write_quota: int
+
+
+class TenantLimitsRead(ReadModel):
+    tenant_id: uuid.UUID
+    rate_per_s: float | None = None
+    rate_burst: int | None = None
+    daily_write_quota: int | None = None
+    effective: EffectiveLimits
+    # Memories created this UTC day (counted while a daily quota applies).
+    writes_today: int = 0

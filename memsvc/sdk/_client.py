@@ -28,6 +28,8 @@ from memsvc.schemas import (
     Role,
     SearchRequest,
     SearchResponse,
+    TenantLimits,
+    TenantLimitsRead,
     TenantPage,
     TenantRead,
 )
@@ -147,6 +149,25 @@ class MemoryClient:
     def delete_key(self, key_id: ID) -> None:
         """Revoke an API key."""
         self._send(api.delete_key(key_id))
+
+    def get_limits(self, tenant_id: ID) -> TenantLimitsRead:
+        """A tenant's limits: its overrides, those that apply and today's writes (the
+        operator any tenant; a tenant admin its own)."""
+        return self._send(api.get_limits(tenant_id))
+
+    def set_limits(
+        self,
+        tenant_id: ID,
+        *,
+        rate_per_s: float | None = None,
+        rate_burst: int | None = None,
+        daily_write_quota: int | None = None,
+    ) -> TenantLimitsRead:
+        """Replace a tenant's overrides (operator key); None: the server's default."""
+        limits = TenantLimits(
+            rate_per_s=rate_per_s, rate_burst=rate_burst, daily_write_quota=daily_write_quota
+        )
+        return self._send(api.set_limits(tenant_id, limits))
 
     # -- cubes --------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ from memsvc.schemas import (
     SearchRequest,
     SearchResponse,
     TenantCreate,
+    TenantLimits,
+    TenantLimitsRead,
     TenantPage,
     TenantRead,
 )
@@ -118,6 +120,22 @@ def list_keys(*, cursor: str | None, limit: int | None) -> Call[KeyPage]:
 def delete_key(key_id: ID) -> Call[None]:
     """``DELETE /v1/keys/{key_id}``."""
     return _delete(f"/v1/keys/{seg(key_id)}")
+
+
+def get_limits(tenant_id: ID) -> Call[TenantLimitsRead]:
+    """``GET /v1/tenants/{tenant_id}/limits``."""
+    return _get(f"/v1/tenants/{seg(tenant_id)}/limits", TenantLimitsRead)
+
+
+def set_limits(tenant_id: ID, limits: TenantLimits) -> Call[TenantLimitsRead]:
+    """``PUT /v1/tenants/{tenant_id}/limits`` (a replacement, so safe to retry)."""
+    return json_call(
+        "PUT",
+        f"/v1/tenants/{seg(tenant_id)}/limits",
+        limits,
+        expect(TenantLimitsRead),
+        retry_safe=True,
+    )
 
 
 # -- cubes ------------------------------------------------------------------------------

@@ -99,6 +99,10 @@ AIMED: dict[str, Action] = {
     "revoke key": lambda c, i, _: c.api("DELETE", f"/v1/keys/{i.key}"),
     "key in A": lambda c, i, _: c.api("POST", "/v1/keys", json={"tenant_id": i.tenant}),
     "act as A": lambda c, i, _: c.api("GET", "/v1/cubes", headers={"X-Tenant-Id": i.tenant}),
+    "limits of A": lambda c, i, _: c.api("GET", f"/v1/tenants/{i.tenant}/limits"),
+    "set limits of A": lambda c, i, _: c.api(
+        "PUT", f"/v1/tenants/{i.tenant}/limits", json={"rate_per_s": 0.001, "rate_burst": 1}
+    ),
     "admin memory": lambda c, i, _: c.http.get(f"/admin/memories/{i.memory}"),
     "admin cube": lambda c, i, _: c.http.get(f"/admin/cubes/{i.cube}"),
     "admin graph": lambda c, i, _: c.http.get(f"/admin/cubes/{i.cube}/graph"),

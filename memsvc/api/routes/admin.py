@@ -7,9 +7,27 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from memsvc.api.deps import AdminDep, OperatorDep, SessionDep, StateDep, SystemSessionDep
-from memsvc.errors import Forbidden
-from memsvc.schemas import KeyCreate, KeyCreated, KeyPage, TenantCreate, TenantPage, TenantRead
+from memsvc.api.deps import (
+    AdminDep,
+    OperatorDep,
+    SessionDep,
+    StateDep,
+    SystemSessionDep,
+    tenant_limit_cache,
+)
+from memsvc.api.limits import utc_today
+from memsvc.errors import Forbidden, NotFound
+from memsvc.schemas import (
+    KeyCreate,
+    KeyCreated,
+    KeyPage,
+    TenantCreate,
+    TenantLimits,
+    TenantLimitsRead,
+    TenantPage,
+    TenantRead,
+)
+from memsvc.store import limits as limit_store
 from memsvc.store import tenants
 
 router = APIRouter(prefix="/v1", tags=["admin"])
@@ -69,3 +87,40 @@ async def revoke_key(
     )
     state.keys.forget_all()
     return Response(status_code=204)
+
+
+async def _existing(session: SystemSessionDep, tenant_id: uuid.UUID) -> None:
+    if not await tenants.exists(session, tenant_id=tenant_id):
+        raise NotFound("tenant not found", code="tenant_not_found")
+
+
+@router.get("/tenants/{tenant_id}/limits", response_model=TenantLimitsRead)
+async def get_limits(
+    tenant_id: uuid.UUID, admin: AdminDep, session: SystemSessionDep, state: StateDep
+) -> TenantLimitsRead:
+    """A tenant's limits: its overrides (null: the server's default), the limits that apply
+    and today's write count (the operator any tenant; a tenant admin its own only)."""
+    if not admin.operator and tenant_id != admin.tenant_id:
+        raise Forbidden("a tenant admin key reads its own tenant's limits only")
+    await _existing(session, tenant_id)
+    return await limit_store.read(
+        session, tenant_id=tenant_id, defaults=state.settings.limits, day=utc_today()
+    )
+
+
+@router.put("/tenants/{tenant_id}/limits", response_model=TenantLimitsRead)
+async def set_limits(
+    tenant_id: uuid.UUID,
+    body: TenantLimits,
+    _: OperatorDep,
+    session: SystemSessionDep,
+    state: StateDep,
+) -> TenantLimitsRead:
+    """Replace a tenant's overrides (operator key); a field left out or null goes back to
+    the server's default. Applies within a few seconds."""
+    await _existing(session, tenant_id)
+    await limit_store.set_overrides(session, tenant_id=tenant_id, limits=body)
+    tenant_limit_cache(state).forget(tenant_id)
+    return await limit_store.read(
+        session, tenant_id=tenant_id, defaults=state.settings.limits, day=utc_today()
+    )

@@ -8,7 +8,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from memsvc.api.deps import CubeDep, IdempotencyKeyDep, PrincipalDep, SessionDep, StateDep
+from memsvc.api.deps import (
+    CubeDep,
+    IdempotencyKeyDep,
+    PrincipalDep,
+    SessionDep,
+    StateDep,
+    write_quota,
+)
 from memsvc.policy import writes
 from memsvc.schemas import (
     MemoryBatchCreate,
@@ -36,18 +43,20 @@ async def create_memories(
     state: StateDep,
     idempotency_key: IdempotencyKeyDep,
 ) -> MemoryList:
-    """Create one or many memories atomically (``Idempotency-Key`` honoured)."""
-    return await writes.create_memories(
-        session,
-        runtime=state.runtime,
-        limits=state.settings.limits,
-        principal=principal,
-        cube_id=cube.id,
-        batch=body,
-        idempotency_key=idempotency_key,
-        max_attempts=state.settings.jobs.max_attempts,
-        fold_delay_s=state.settings.ann_fold_delay_s,
-    )
+    """Create one or many memories atomically (``Idempotency-Key`` honoured); counted
+    against the tenant's daily write quota before any work."""
+    async with write_quota(state, principal.tenant_id, len(body.memories)):
+        return await writes.create_memories(
+            session,
+            runtime=state.runtime,
+            limits=state.settings.limits,
+            principal=principal,
+            cube_id=cube.id,
+            batch=body,
+            idempotency_key=idempotency_key,
+            max_attempts=state.settings.jobs.max_attempts,
+            fold_delay_s=state.settings.ann_fold_delay_s,
+        )
 
 
 @router.get("/cubes/{cube_id}/memories", response_model=MemoryPage)

@@ -1,0 +1,67 @@
+"""uvicorn's h11 protocol with a header-read timeout.
+
+uvicorn drops a connection that stays idle between requests (``timeout_keep_alive``), but
+any byte received cancels that timer, and nothing bounds the time a client may take to
+send a request's line and headers: one byte every few seconds holds a connection (and its
+memory) for ever. Here a timer runs from the moment a connection opens, or a new request
+starts arriving on a kept-alive one, until its request line and headers are complete;
+when it fires the connection is closed. The body has its own timeout
+(``memsvc.api.timeouts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+
+
+class HeaderTimeoutH11Protocol(H11Protocol):
+    """``H11Protocol`` that closes connections whose request headers arrive too slowly."""
+
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        if self._header_timer is None and self.header_timeout_s > 0:
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_timeout)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            self._arm()  # a (new) request starts arriving
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()  # its line and headers are in
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.logger.info(
+                "request headers not received in %.0f s; closed", self.header_timeout_s
+            )
+            self.transport.close()
+
+
+def h11_with_header_timeout(timeout_s: float) -> type[HeaderTimeoutH11Protocol]:
+    """The protocol class for uvicorn's ``http=`` with this header timeout (0: none)."""
+    return type("H11Protocol", (HeaderTimeoutH11Protocol,), {"header_timeout_s": timeout_s})
