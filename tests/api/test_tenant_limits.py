@@ -13,7 +13,7 @@ import pytest
 from memsvc.api.limits import quota_exceeded
 from memsvc.config import LimitSettings, Settings
 from tests.api.helpers import add, assert_error, make_cube
-from tests.conftest import Service
+from tests.conftest import LiveServer, Service
 
 pytestmark = pytest.mark.anyio
 
@@ -228,3 +228,34 @@ def test_cli_limits_show_and_set(
         assert "invalid" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="no tenant"):
         main(["limits", "show", "--tenant", "nobody", *data])
+
+
+async def test_async_sdk_get_and_set_limits(service: Service) -> None:
+    from memsvc.sdk import AsyncMemoryClient, Forbidden, RateLimited
+
+    a_id, a_admin = await _tenant(service, "sdk-a")
+    transport = httpx.ASGITransport(app=service.app)  # type: ignore[arg-type]
+    async with AsyncMemoryClient("http://memsvc", service.admin_key, transport=transport) as op:
+        got = await op.set_limits(a_id, rate_burst=4, daily_write_quota=1)
+        assert (got.rate_per_s, got.rate_burst, got.daily_write_quota) == (None, 4, 1)
+        assert (await op.get_limits(a_id)).effective.daily_write_quota == 1
+    async with AsyncMemoryClient("http://memsvc", a_admin, transport=transport) as a:
+        assert (await a.get_limits(a_id)).rate_burst == 4
+        with pytest.raises(Forbidden):
+            await a.set_limits(a_id, daily_write_quota=0)
+        cube = await a.create_cube("c")
+        await a.add(cube.id, "first")
+        with pytest.raises(RateLimited) as over:
+            await a.add(cube.id, "second")
+        assert over.value.code == "quota_exceeded"
+
+
+def test_sync_sdk_get_and_set_limits(live_server: LiveServer) -> None:
+    from memsvc.sdk import MemoryClient
+
+    with MemoryClient(live_server.url, live_server.admin_key) as op:
+        tid = op.list_tenants().items[0].id
+        got = op.set_limits(tid, rate_per_s=50.5)
+        assert got.rate_per_s == 50.5 and got.effective.rate_per_s == 50.5
+        assert op.get_limits(tid).effective.rate_burst == got.effective.rate_burst
+        assert op.set_limits(tid).rate_per_s is None
