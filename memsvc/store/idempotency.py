@@ -66,6 +66,18 @@ async def claim(
     return Replay(status_code=rec.status_code, body=rec.response)
 
 
+async def answered(session: AsyncSession, *, tenant_id: uuid.UUID, key: str) -> bool:
+    """Whether a request with ``key`` has already been answered (a retry replays it)."""
+    row = await session.execute(
+        select(IdempotencyRecord.key).where(
+            IdempotencyRecord.tenant_id == tenant_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.status_code != 0,
+        )
+    )
+    return row.first() is not None
+
+
 async def record(
     session: AsyncSession,
     *,

@@ -27,7 +27,7 @@ from memsvc.schemas import (
     MemoryVersionRead,
     ProvenanceRead,
 )
-from memsvc.store import erasure
+from memsvc.store import erasure, idempotency
 from memsvc.store import memories as store
 
 router = APIRouter(prefix="/v1", tags=["memories"])
@@ -45,7 +45,12 @@ async def create_memories(
 ) -> MemoryList:
     """Create one or many memories atomically (``Idempotency-Key`` honoured); counted
     against the tenant's daily write quota before any work."""
-    async with write_quota(state, principal.tenant_id, len(body.memories)):
+    n = len(body.memories)
+    if idempotency_key is not None and await idempotency.answered(
+        session, tenant_id=principal.tenant_id, key=idempotency_key
+    ):
+        n = 0  # a retry replays the first answer and writes nothing
+    async with write_quota(state, principal.tenant_id, n):
         return await writes.create_memories(
             session,
             runtime=state.runtime,
