@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,8 +19,8 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.slow
 
 
-def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "MEMSVC_DATABASE_URL": "", "PYTHONUNBUFFERED": "1"}
+def _serve(data_dir: Path, port: int, **extra_env: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "MEMSVC_DATABASE_URL": "", "PYTHONUNBUFFERED": "1", **extra_env}
     env.pop("MEMSVC_DATABASE_URL")
     return subprocess.Popen(
         [
@@ -114,10 +115,26 @@ def test_cli_keys_create_makes_a_working_key(tmp_path: Path) -> None:
     key = res.stdout.strip().splitlines()[-1]
     assert key.startswith("msk_")
     port = free_port()
-    proc = _serve(data, port)
+    proc = _serve(data, port, MEMSVC_LIMITS__HEADER_TIMEOUT_S="2")
     try:
         _wait_ready(proc, f"http://127.0.0.1:{port}")
         with MemoryClient(f"http://127.0.0.1:{port}", key) as client:
             assert client.create_cube("from-cli").name == "from-cli"
+        # A client dripping its request headers is dropped after the header timeout.
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(0.2)
+            start = time.monotonic()
+            closed = False
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                try:
+                    sock.sendall(bytes([byte]))
+                    closed = sock.recv(64) == b""
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+                if closed:
+                    break
+            assert closed and time.monotonic() - start < 6
     finally:
         _stop(proc)
