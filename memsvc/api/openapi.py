@@ -18,21 +18,20 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
 from memsvc.schemas.common import ErrorBody
 
-# Route names (the handler functions) that can answer 409, and why.
+# Operations ("METHOD /path") that can answer 409, and why.
 CONFLICTS = {
-    "create_memories": "the Idempotency-Key was used for a different request",
-    "update_memory": "expected_version is stale and the edit cannot be rebased",
-    "create_cube": "a cube of that name exists",
-    "update_cube": "a cube of that name exists",
-    "create_link": "the link exists",
-    "create_tenant": "a tenant of that name exists",
-    "retry_job": "the job is not a dead letter",
+    "POST /v1/cubes/{cube_id}/memories": "the Idempotency-Key was used for a different request",
+    "PATCH /v1/memories/{memory_id}": "expected_version is stale and the edit cannot be rebased",
+    "POST /v1/cubes": "a cube of that name exists",
+    "PATCH /v1/cubes/{cube_id}": "a cube of that name exists",
+    "POST /v1/links": "the link exists",
+    "POST /v1/tenants": "a tenant of that name exists",
+    "POST /v1/jobs/{job_id}/retry": "the job is not a dead letter",
 }
-GONE = {"create_memories": "what the replayed request created was erased"}
+GONE = {"POST /v1/cubes/{cube_id}/memories": "what the replayed request created was erased"}
 
 DESCRIPTIONS = {
     400: "Bad request: malformed JSON, cursor or header",
@@ -50,16 +49,17 @@ DESCRIPTIONS = {
 AUTHENTICATED = (400, 401, 403, 404, 408, 422, 429, 503)
 
 
-def error_statuses(route: APIRoute) -> set[int]:
-    """The error statuses ``route`` can answer."""
-    if not route.path.startswith("/v1/"):
+def error_statuses(method: str, path: str, *, has_body: bool) -> set[int]:
+    """The error statuses the operation ``method path`` can answer."""
+    if not path.startswith("/v1/"):
         return set()
+    name = f"{method.upper()} {path}"
     statuses = set(AUTHENTICATED)
-    if route.body_field is not None:
+    if has_body:
         statuses.add(413)
-    if route.name in CONFLICTS:
+    if name in CONFLICTS:
         statuses.add(409)
-    if route.name in GONE:
+    if name in GONE:
         statuses.add(410)
     return statuses
 
@@ -80,25 +80,18 @@ def build(app: FastAPI) -> dict[str, Any]:
         schemas.setdefault(name, sub)
     schemas["ErrorBody"] = body_schema
     ref = {"$ref": "#/components/schemas/ErrorBody"}
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
-            continue
-        for method in route.methods:
-            op = doc["paths"].get(route.path_format, {}).get(method.lower())
-            if op is None:
-                continue
+    for path, operations in doc.get("paths", {}).items():
+        for method, op in operations.items():
             responses = op.setdefault("responses", {})
-            for status in sorted(error_statuses(route)):
-                why = CONFLICTS.get(route.name) if status == 409 else None
-                why = GONE.get(route.name) if status == 410 else why
+            statuses = error_statuses(method, path, has_body="requestBody" in op)
+            if "422" in responses:  # FastAPI's names HTTPValidationError: ours is ErrorBody
+                statuses.add(422)
+            key = f"{method.upper()} {path}"
+            for status in sorted(statuses):
+                why = CONFLICTS.get(key) if status == 409 else None
+                why = GONE.get(key) if status == 410 else why
                 responses[str(status)] = {
                     "description": why or DESCRIPTIONS[status],
-                    "content": {"application/json": {"schema": ref}},
-                }
-            # FastAPI's own 422 names HTTPValidationError; ours is the one error shape.
-            if not error_statuses(route) and "422" in responses:
-                responses["422"] = {
-                    "description": DESCRIPTIONS[422],
                     "content": {"application/json": {"schema": ref}},
                 }
     for unused in ("HTTPValidationError", "ValidationError"):

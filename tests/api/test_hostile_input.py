@@ -20,8 +20,11 @@ def forged(at: str, row_id: Any) -> str:
 
 
 async def post_memory(svc: Service, cube: str, memory: dict[str, Any]) -> Any:
+    # json.dumps escapes lone surrogates (httpx's encoder would refuse to send them).
     return await svc.client.post(
-        f"/v1/cubes/{cube}/memories", json={"memories": [memory]}, headers=svc.auth()
+        f"/v1/cubes/{cube}/memories",
+        content=json.dumps({"memories": [memory]}),
+        headers={**svc.auth(), "content-type": "application/json"},
     )
 
 
