@@ -78,9 +78,7 @@ def check_limits(batch: MemoryBatchCreate, limits: LimitSettings) -> None:
                 code="content_too_large",
                 detail={"index": i, "bytes": size, "limit": limits.max_content_bytes},
             )
-        check_fields(
-            f"memories[{i}]", limits, metadata=m.metadata, tags=m.tags, sources=m.sources
-        )
+        check_fields(f"memories[{i}]", limits, metadata=m.metadata, tags=m.tags, sources=m.sources)
 
 
 def request_hash(cube_id: uuid.UUID, batch: MemoryBatchCreate) -> str:

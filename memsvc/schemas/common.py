@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -36,9 +36,7 @@ def to_utc(value: datetime) -> datetime:
     except OverflowError as exc:
         raise ValueError("date is out of the supported range after conversion to UTC") from exc
     if not MIN_TIME <= utc <= MAX_TIME:
-        raise ValueError(
-            f"date must lie between {MIN_TIME.date()} and {MAX_TIME.date()} in UTC"
-        )
+        raise ValueError(f"date must lie between {MIN_TIME.date()} and {MAX_TIME.date()} in UTC")
     return utc
 
 

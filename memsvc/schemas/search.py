@@ -13,7 +13,9 @@ from memsvc.schemas.memories import MAX_TAGS, Layer, MemoryRead, Tag
 class SearchFilters(WireModel):
     kinds: list[str] | None = Field(default=None, max_length=100)
     layers: list[Layer] | None = None
-    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS, description="any of these tags")
+    tags: list[Tag] | None = Field(
+        default=None, max_length=MAX_TAGS, description="any of these tags"
+    )
     user_id: str | None = None
     agent_id: str | None = None
     session_id: str | None = None

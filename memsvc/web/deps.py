@@ -11,9 +11,9 @@ from urllib.parse import parse_qs
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.schemas.common import bad_text
 from memsvc.errors import BadRequest, Forbidden, PayloadTooLarge
 from memsvc.schemas import CubeRead
+from memsvc.schemas.common import bad_text
 from memsvc.state import AppState
 from memsvc.store import cubes
 from memsvc.store.db import scope_to_tenant

@@ -138,9 +138,9 @@ async def _raw_post(svc: Service, path: str, body: str) -> Any:
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
 async def test_non_finite_numbers_are_422(service: Service, number: str) -> None:
     cube = await make_cube(service)
-    body = '{"memories": [{"content": "x", "metadata": {"n": %s}}]}' % number
+    body = '{"memories": [{"content": "x", "metadata": {"n": NUMBER}}]}'.replace("NUMBER", number)
     assert_error(await _raw_post(service, f"/v1/cubes/{cube}/memories", body), 422)
-    body = '{"query": "x", "config": {"vector": {"weight": %s}}}' % number
+    body = '{"query": "x", "config": {"vector": {"weight": NUMBER}}}'.replace("NUMBER", number)
     assert_error(await _raw_post(service, f"/v1/cubes/{cube}/search", body), 422)
 
 
@@ -159,9 +159,7 @@ async def test_deep_nesting_is_422(service: Service) -> None:
 
 async def test_nul_in_names_queries_and_parameters_is_422(service: Service) -> None:
     cube = await make_cube(service)
-    resp = await service.client.post(
-        "/v1/cubes", json={"name": "a\u0000b"}, headers=service.auth()
-    )
+    resp = await service.client.post("/v1/cubes", json={"name": "a\u0000b"}, headers=service.auth())
     assert_error(resp, 422)
     resp = await service.client.post(
         f"/v1/cubes/{cube}/search", json={"query": "a\u0000"}, headers=service.auth()
@@ -222,7 +220,9 @@ async def test_patch_checks_the_merged_memory_like_create(service: Service) -> N
     url = f"/v1/memories/{mem['id']}"
     # valid_to before the stored valid_from.
     resp = await service.client.patch(
-        url, json={"expected_version": 1, "valid_to": "2024-01-01T00:00:00Z"}, headers=service.auth()
+        url,
+        json={"expected_version": 1, "valid_to": "2024-01-01T00:00:00Z"},
+        headers=service.auth(),
     )
     assert_error(resp, 422)
     # Both in the edit, reversed.
@@ -242,7 +242,9 @@ async def test_patch_checks_the_merged_memory_like_create(service: Service) -> N
     assert_error(resp, 422)
     # Clearing valid_from makes any valid_to fine; a later valid_to passes.
     resp = await service.client.patch(
-        url, json={"expected_version": 1, "valid_to": "2025-01-01T00:00:00Z"}, headers=service.auth()
+        url,
+        json={"expected_version": 1, "valid_to": "2025-01-01T00:00:00Z"},
+        headers=service.auth(),
     )
     assert resp.status_code == 200, resp.text
 

@@ -15,8 +15,10 @@ def test_every_operation_holds_under_generated_input(live_server: LiveServer) ->
     from tests.api.fuzz import fuzz
 
     report = fuzz(live_server.url, live_server.admin_key, max_examples=6)
-    print(f"schemathesis: {report.operations} operations, {report.requests} requests, "
-          f"statuses {dict(sorted(report.statuses.items()))}")
+    print(
+        f"schemathesis: {report.operations} operations, {report.requests} requests, "
+        f"statuses {dict(sorted(report.statuses.items()))}"
+    )
     assert report.operations >= 20
     assert report.server_errors == []
     assert report.failures == []

@@ -49,7 +49,9 @@ async def jobs_page(
 
 
 @router.post("/{job_id}/retry")
-async def retry(job_id: Annotated[int, Path(ge=1, le=INT64_MAX)], _: FormDep, web: WebDep, db: DbDep) -> Response:
+async def retry(
+    job_id: Annotated[int, Path(ge=1, le=INT64_MAX)], _: FormDep, web: WebDep, db: DbDep
+) -> Response:
     """Put a dead letter back in the queue with its attempts reset (the API's retry)."""
     await queue.retry(db, tenant_id=web.tenant_id, job_id=job_id)
     return RedirectResponse("/admin/jobs?msg=retried", status_code=303, headers=SECURITY_HEADERS)
