@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.api.fuzz import fuzz  # noqa: E402
+from tests.api.fuzz import fuzz
 
 
 def main() -> int:
