@@ -12,8 +12,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from memsvc import __version__
-from memsvc.api import errors, faults
-from memsvc.api.middleware import BodyLimit, Metrics
+from memsvc.api import errors, faults, openapi
+from memsvc.api.middleware import BodyLimit, CatchAll, CleanURL, Metrics
 from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
 from memsvc.api.timeouts import Timeouts
 from memsvc.config import Settings
@@ -107,11 +107,15 @@ def create_app(
     for module in (health, admin, cubes, memories, search, graph, jobs):
         app.include_router(module.router)
     app.include_router(build_admin_router())
+    openapi.install(app)
+    # Outermost last: metrics see every answer; CatchAll turns what escaped into a clean 500.
+    app.add_middleware(CleanURL)
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
     app.add_middleware(
         Timeouts,
         body_timeout_s=settings.limits.body_timeout_s,
         response_timeout_s=settings.limits.response_timeout_s,
     )
+    app.add_middleware(CatchAll)
     app.add_middleware(Metrics)
     return app
