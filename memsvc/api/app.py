@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from memsvc import __version__
 from memsvc.api import errors
+from memsvc.api.mcp_mount import mount_mcp
 from memsvc.api.middleware import BodyLimit, Metrics
 from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
 from memsvc.config import Settings
@@ -77,7 +78,11 @@ def create_app(
         for hook in on_start:
             await hook(state)
         try:
-            yield
+            if mcp_running is None:
+                yield
+            else:
+                async with mcp_running():
+                    yield
         finally:
             state.ready = False
             for hook in on_stop:
@@ -96,6 +101,7 @@ def create_app(
     for module in (health, admin, cubes, memories, search, graph, jobs):
         app.include_router(module.router)
     app.include_router(build_admin_router())
+    mcp_running = mount_mcp(app)
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
     app.add_middleware(Metrics)
     return app
