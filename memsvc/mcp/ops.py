@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from memsvc.errors import MemsvcError, NotFound
+from memsvc.errors import Conflict, MemsvcError, NotFound
 from memsvc.schemas import (
     LinkCreate,
     MemoryCreate,
@@ -63,20 +63,25 @@ class CubeCache:
         found = self.ids.get((key, cube))
         if found is not None:
             return found
-        async for existing in client.iter_cubes(page_size=200):
-            if existing.name == cube:
-                found = existing.id
-                break
+        found = await self._find(client, cube)
         if found is None:
-            found = (await client.create_cube(cube)).id
+            try:
+                found = (await client.create_cube(cube)).id
+            except Conflict:  # another call created it first
+                found = await self._find(client, cube)
+                if found is None:
+                    raise
         if len(self.ids) > 4096:
             self.ids.clear()
         self.ids[(key, cube)] = found
         return found
 
-    def forget(self, key: str, cube: str) -> None:
-        """Drop a cached id (the cube was deleted)."""
-        self.ids.pop((key, cube), None)
+    @staticmethod
+    async def _find(client: AsyncMemoryClient, name: str) -> uuid.UUID | None:
+        async for existing in client.iter_cubes(page_size=200):
+            if existing.name == name:
+                return existing.id
+        return None
 
 
 @dataclass

@@ -129,8 +129,9 @@ async def test_a_key_of_another_tenant_sees_nothing(
         assert (await call(theirs, "recall", query="vault code"))["results"] == []
         for tool in ("forget", "history", "neighbours"):
             assert "not_found" in await fail(theirs, tool, memory_id=secret)
+        own = (await call(theirs, "remember", content="mine"))["remembered"][0]["id"]  # type: ignore[index]
         assert "not_found" in await fail(
-            theirs, "link", source_id=secret, target_id=secret, relation="related"
+            theirs, "link", source_id=own, target_id=secret, relation="related"
         )
     async with AsyncMemoryClient(live_server.url, live_server.admin_key) as admin:
         assert (await admin.get_memory(secret)).status == "active"
