@@ -76,6 +76,13 @@ class CubeCache:
         self.ids[(key, cube)] = found
         return found
 
+    def drop(self, key: str) -> bool:
+        """Forget the cubes cached for ``key`` (one was deleted); whether any were."""
+        stale = [k for k in self.ids if k[0] == key]
+        for k in stale:
+            del self.ids[k]
+        return bool(stale)
+
     @staticmethod
     async def _find(client: AsyncMemoryClient, name: str) -> uuid.UUID | None:
         async for existing in client.iter_cubes(page_size=200):

@@ -13,7 +13,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from memsvc import __version__
-from memsvc.errors import MemsvcError
+from memsvc.errors import MemsvcError, NotFound
 from memsvc.mcp import ops
 from memsvc.mcp.ops import Binding, Message, Relation, ToolFailure
 
@@ -57,7 +57,13 @@ async def _call(backend: Backend, ctx: Context, run: Callable[[Binding], Awaitab
     """Run one tool; every failure becomes a tool error the model can read."""
     try:
         async with backend.bind(ctx) as binding:
-            return await run(binding)
+            try:
+                return await run(binding)
+            except NotFound as exc:
+                # A cached cube was deleted since: resolve (or create) it again, once.
+                if exc.message != "cube not found" or not binding.cubes.drop(binding.key):
+                    raise
+                return await run(binding)
     except ToolFailure as exc:
         raise ToolError(str(exc)) from None
     except MemsvcError as exc:

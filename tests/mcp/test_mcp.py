@@ -157,3 +157,15 @@ async def test_concurrent_http_callers(live_server: LiveServer) -> None:
                 tg.start_soon(one, i)
         found = await call(client, "recall", query="parallel fact", top_k=20)
         assert len(found["results"]) == 8  # type: ignore[arg-type]
+
+
+async def test_a_deleted_default_cube_is_made_again(live_server: LiveServer) -> None:
+    async with mcp_client("http", live_server.url, live_server.admin_key, cube="brief") as client:
+        first = await call(client, "remember", content="before the cube was deleted")
+        async with AsyncMemoryClient(live_server.url, live_server.admin_key) as admin:
+            (cube,) = [c async for c in admin.iter_cubes() if c.name == "brief"]
+            await admin.delete_cube(cube.id)
+        again = await call(client, "remember", content="after the cube was deleted")
+        assert again["remembered"][0]["id"] != first["remembered"][0]["id"]  # type: ignore[index]
+        found = await call(client, "recall", query="cube deleted")
+        assert [r["content"] for r in found["results"]] == ["after the cube was deleted"]  # type: ignore[union-attr]
