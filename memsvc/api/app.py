@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from memsvc import __version__
 from memsvc.api import errors, faults, openapi
+from memsvc.api.mcp_mount import mount_mcp
 from memsvc.api.middleware import BodyLimit, CatchAll, CleanURL, Metrics
 from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
 from memsvc.api.timeouts import Timeouts
@@ -85,7 +86,11 @@ def create_app(
         for hook in on_start:
             await hook(state)
         try:
-            yield
+            if mcp_running is None:
+                yield
+            else:
+                async with mcp_running():
+                    yield
         finally:
             state.ready = False
             if supervisor is not None:
@@ -107,6 +112,7 @@ def create_app(
     for module in (health, admin, cubes, memories, search, graph, jobs):
         app.include_router(module.router)
     app.include_router(build_admin_router())
+    mcp_running = mount_mcp(app)
     openapi.install(app)
     # Outermost last: metrics see every answer; CatchAll turns what escaped into a clean 500.
     app.add_middleware(CleanURL)
