@@ -249,6 +249,50 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """The MCP server over stdio, talking to a running service (or print its host config)."""
+    from memsvc.mcp.stdio import StdioConfig, host_config
+
+    config = StdioConfig.from_env(
+        url=args.url,
+        api_key=args.api_key,
+        cube=args.cube,
+        user_id=args.user_id,
+        agent_id=args.agent_id,
+    )
+    if args.print_config:
+        print(json.dumps(host_config(config, http=args.http), indent=2))
+        return 0
+    try:
+        import mcp  # noqa: F401
+    except ModuleNotFoundError:
+        print(
+            "memsvc: the MCP server needs the mcp extra: pip install 'memsvc[mcp]'",
+            file=sys.stderr,
+        )
+        return 2
+    from memsvc.mcp.stdio import run_stdio
+
+    run_stdio(config)
+    return 0
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    """Print the JSON schemas of the memory tools (remember, recall, forget)."""
+    try:
+        import mcp  # noqa: F401
+    except ModuleNotFoundError:
+        print(
+            "memsvc: the tool schemas come from the MCP server: pip install 'memsvc[mcp]'",
+            file=sys.stderr,
+        )
+        return 2
+    from memsvc.mcp.stdio import tool_schemas
+
+    print(json.dumps(tool_schemas(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="memsvc", description="Long-term memory for AI agents")
@@ -298,6 +342,22 @@ def build_parser() -> argparse.ArgumentParser:
     models = with_data_dir(sub.add_parser("models", help="model runtime info and self-test"))
     models.add_argument("-n", type=int, default=256, help="texts for the throughput test")
     models.set_defaults(func=cmd_models)
+    mcp = sub.add_parser("mcp", help="MCP server over stdio for agent hosts (needs memsvc[mcp])")
+    mcp.add_argument("--url", help="the service (env MEMSVC_URL; default http://127.0.0.1:8080)")
+    mcp.add_argument("--api-key", help="API key (env MEMSVC_API_KEY)")
+    mcp.add_argument("--cube", help="default cube id or name, created on first use (MEMSVC_CUBE)")
+    mcp.add_argument("--user-id", help="default user id of new memories (MEMSVC_USER_ID)")
+    mcp.add_argument("--agent-id", help="default agent id of new memories (MEMSVC_AGENT_ID)")
+    mcp.add_argument(
+        "--print-config", action="store_true", help="print the mcpServers JSON for a host"
+    )
+    mcp.add_argument(
+        "--http", action="store_true", help="with --print-config: the service's /mcp endpoint"
+    )
+    mcp.set_defaults(func=cmd_mcp)
+    tools = sub.add_parser("tools", help="the memory tools' JSON schemas for other frameworks")
+    tools.add_argument("--schema", action="store_true", help="print the JSON schemas (default)")
+    tools.set_defaults(func=cmd_tools)
     return p
 
 

@@ -51,11 +51,17 @@ class LimitSettings(BaseModel):
     """Request limits; anything larger is refused with a 4xx."""
 
     max_content_bytes: int = 32 * 1024
+    # A source's text, and the JSON of a memory's (or a source's) metadata, in UTF-8 bytes.
+    max_source_text_bytes: int = 1024 * 1024
+    max_metadata_bytes: int = 64 * 1024
+    # Tags per memory and characters per tag (the schema never lets more than 64 x 100 in).
+    max_tags: int = 64
+    max_tag_chars: int = 100
     max_batch: int = 1000
     max_top_k: int = 200
     max_page_size: int = 1000
     default_page_size: int = 100
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024  # the whole request, declared or streamed (413)
     # Requests per second per API key (token bucket), in bursts of up to ``rate_burst``;
     # over it: 429 with Retry-After. 0 turns the limit off.
     rate_per_s: float = 100.0

@@ -12,8 +12,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from memsvc import __version__
-from memsvc.api import errors, faults
-from memsvc.api.middleware import BodyLimit, Metrics
+from memsvc.api import errors, faults, openapi
+from memsvc.api.mcp_mount import mount_mcp
+from memsvc.api.middleware import BodyLimit, CatchAll, CleanURL, Metrics
 from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
 from memsvc.api.timeouts import Timeouts
 from memsvc.config import Settings
@@ -85,7 +86,11 @@ def create_app(
         for hook in on_start:
             await hook(state)
         try:
-            yield
+            if mcp_running is None:
+                yield
+            else:
+                async with mcp_running():
+                    yield
         finally:
             state.ready = False
             if supervisor is not None:
@@ -107,11 +112,16 @@ def create_app(
     for module in (health, admin, cubes, memories, search, graph, jobs):
         app.include_router(module.router)
     app.include_router(build_admin_router())
+    mcp_running = mount_mcp(app)
+    openapi.install(app)
+    # Outermost last: metrics see every answer; CatchAll turns what escaped into a clean 500.
+    app.add_middleware(CleanURL)
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
     app.add_middleware(
         Timeouts,
         body_timeout_s=settings.limits.body_timeout_s,
         response_timeout_s=settings.limits.response_timeout_s,
     )
+    app.add_middleware(CatchAll)
     app.add_middleware(Metrics)
     return app

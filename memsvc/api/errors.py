@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memsvc.errors import MemsvcError, ServerError
+from memsvc.errors import MemsvcError
 
 log = logging.getLogger("memsvc.api")
 
@@ -71,16 +71,10 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return resp
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # The boundary: log what failed, answer with the generic shape.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    err = ServerError("internal server error")
-    return error_response(err.status, err.code, err.message)
-
-
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the same shape."""
     app.add_exception_handler(MemsvcError, _memsvc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # Not ``Exception``: Starlette re-raises after that handler and the server drops the
+    # keep-alive connection; ``middleware.CatchAll`` answers those instead.

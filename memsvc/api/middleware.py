@@ -1,12 +1,16 @@
-"""Pure ASGI middleware: body size limit and request metrics."""
+"""Pure ASGI middleware: body size limit, hostile URLs, the last-resort 500, request metrics."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from urllib.parse import parse_qsl, unquote
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("memsvc.api")
 
 REQUESTS = Counter("memsvc_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -71,6 +75,88 @@ class BodyLimit:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+async def _send_error(
+    send: Send, status: int, code: str, message: str, detail: object = None
+) -> None:
+    body = json.dumps({"error": {"code": code, "message": message, "detail": detail}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class CleanURL:
+    """Refuse a path or query parameter holding a NUL (422): no store can keep one, and the
+    routes (API and admin view alike) would otherwise pass it on to Postgres."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            where = _nul_in(scope)
+            if where is not None:
+                await _send_error(
+                    send,
+                    422,
+                    "validation_error",
+                    "request failed validation",
+                    [{"loc": [where], "msg": "NUL character", "type": "value_error"}],
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_in(scope: Scope) -> str | None:
+    if "\x00" in scope.get("path", "") or "%00" in scope.get("raw_path", b"").decode("latin-1"):
+        return "path"
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "%00" in query or "\x00" in query:
+        return "query"
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in k or "\x00" in v or "\x00" in unquote(k):
+            return "query"
+    return None
+
+
+class CatchAll:
+    """The boundary for what no handler caught: log it and answer the generic 500 in the
+    error shape, as an ordinary response: the keep-alive connection stays usable (Starlette's
+    own handler re-raises, and the server then drops the connection unannounced)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except _BodyTooLarge:
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await _send_error(send, 500, "internal_error", "internal server error")
 
 
 class Metrics:

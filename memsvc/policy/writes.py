@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.config import LimitSettings
-from memsvc.errors import PayloadTooLarge
+from memsvc.errors import PayloadTooLarge, ValidationFailed
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
+from memsvc.schemas.memories import SourceCreate, check_memory
 from memsvc.store import ann, cubes, edits, idempotency
 from memsvc.store import memories as store
 from memsvc.store.indexing import build_index_text, placed_text, session_context
@@ -22,8 +25,45 @@ from memsvc.store.tenants import Principal
 EMBED_CHUNK = 64
 
 
+def _field_limit(field: str, size: int, limit: int, unit: str = "bytes") -> None:
+    if size > limit:
+        raise ValidationFailed(
+            f"{field} is {size} {unit}; the limit is {limit}",
+            code="field_too_large",
+            detail={"field": field, "size": size, "limit": limit},
+        )
+
+
+def _json_bytes(value: object) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def check_fields(
+    where: str,
+    limits: LimitSettings,
+    *,
+    metadata: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    sources: list[SourceCreate] | None = None,
+) -> None:
+    """Refuse (422) fields over the configured limits (``LimitSettings``)."""
+    if metadata is not None:
+        _field_limit(f"{where}.metadata", _json_bytes(metadata), limits.max_metadata_bytes)
+    if tags is not None:
+        _field_limit(f"{where}.tags", len(tags), limits.max_tags, "tags")
+        for j, tag in enumerate(tags):
+            _field_limit(f"{where}.tags[{j}]", len(tag), limits.max_tag_chars, "characters")
+    for j, src in enumerate(sources or []):
+        if src.text is not None:
+            size = len(src.text.encode())
+            _field_limit(f"{where}.sources[{j}].text", size, limits.max_source_text_bytes)
+        _field_limit(
+            f"{where}.sources[{j}].metadata", _json_bytes(src.metadata), limits.max_metadata_bytes
+        )
+
+
 def check_limits(batch: MemoryBatchCreate, limits: LimitSettings) -> None:
-    """Refuse oversized batches and contents before any work is done."""
+    """Refuse oversized batches and contents (413) and fields (422) before any work is done."""
     if len(batch.memories) > limits.max_batch:
         raise PayloadTooLarge(
             f"batch of {len(batch.memories)} memories exceeds the limit of {limits.max_batch}",
@@ -38,6 +78,7 @@ def check_limits(batch: MemoryBatchCreate, limits: LimitSettings) -> None:
                 code="content_too_large",
                 detail={"index": i, "bytes": size, "limit": limits.max_content_bytes},
             )
+        check_fields(f"memories[{i}]", limits, metadata=m.metadata, tags=m.tags, sources=m.sources)
 
 
 def request_hash(cube_id: uuid.UUID, batch: MemoryBatchCreate) -> str:
@@ -137,6 +178,19 @@ async def create_memories(
     return result
 
 
+def check_merged(current: MemoryRead, data: MemoryUpdate) -> None:
+    """The memory an edit writes (its fields over the locked latest version) passes the
+    same ``check_memory`` as a created one; else 422."""
+    sent = data.model_fields_set
+    content = data.content if data.content is not None else current.content
+    valid_from = data.valid_from if "valid_from" in sent else current.valid_from
+    valid_to = data.valid_to if "valid_to" in sent else current.valid_to
+    try:
+        check_memory(content, valid_from, valid_to)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), code="validation_error") from exc
+
+
 async def update_memory(
     session: AsyncSession,
     *,
@@ -153,8 +207,10 @@ async def update_memory(
         raise PayloadTooLarge(
             f"content exceeds {limits.max_content_bytes} bytes", code="content_too_large"
         )
+    check_fields("body", limits, metadata=data.metadata, tags=data.tags)
     edit = await edits.begin(session, tenant_id=principal.tenant_id, memory_id=memory_id, data=data)
     current = edit.memory
+    check_merged(current, data)
     index_text = vec = None
     if data.content is not None or data.tags is not None:
         # Built from the locked latest state: a rebased edit keeps the tags enrichment added.

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from memsvc.schemas.common import JSONObject, Page, ReadModel, WireModel
+from memsvc.schemas.common import INT32_MAX, JSONObject, Page, ReadModel, Timestamp, WireModel
 
 Layer = Literal["core", "semantic", "episodic"]
 Status = Literal["active", "deleted"]
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
-Tag = Field(min_length=1, max_length=100)
+MAX_TAG_CHARS = 100
+MAX_TAGS = 64
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS)]
+# Fields a PATCH may leave out but not set to null (the others' null clears them).
+NOT_NULL = ("content", "kind", "layer", "tags", "metadata", "importance")
+
+
+def check_memory(content: str, valid_from: datetime | None, valid_to: datetime | None) -> None:
+    """What every memory must satisfy, on create and on the merged result of an edit."""
+    if not content.strip():
+        raise ValueError("content must not be blank")
+    if valid_from is not None and valid_to is not None and valid_to < valid_from:
+        raise ValueError("valid_to is before valid_from")
 
 
 class SourceCreate(WireModel):
@@ -22,7 +34,7 @@ class SourceCreate(WireModel):
     kind: str = Field(default="message", pattern=KIND_PATTERN)
     external_id: str | None = Field(default=None, max_length=500)
     speaker: str | None = Field(default=None, max_length=200)
-    occurred_at: datetime | None = None
+    occurred_at: Timestamp | None = None
     text: str | None = None
     metadata: JSONObject = Field(default_factory=dict)
 
@@ -41,22 +53,19 @@ class MemoryCreate(WireModel):
     content: str = Field(min_length=1)
     kind: str = Field(default="fact", pattern=KIND_PATTERN)
     layer: Layer = "semantic"
-    tags: list[str] = Field(default_factory=list, max_length=64)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     metadata: JSONObject = Field(default_factory=dict)
     user_id: str | None = Field(default=None, max_length=200)
     agent_id: str | None = Field(default=None, max_length=200)
     session_id: str | None = Field(default=None, max_length=200)
     importance: float = Field(default=0.5, ge=0.0, le=1.0)
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
+    valid_from: Timestamp | None = None
+    valid_to: Timestamp | None = None
     sources: list[SourceCreate] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")
     def _validity(self) -> MemoryCreate:
-        if not self.content.strip():
-            raise ValueError("content must not be blank")
-        if self.valid_from and self.valid_to and self.valid_to < self.valid_from:
-            raise ValueError("valid_to is before valid_from")
+        check_memory(self.content, self.valid_from, self.valid_to)
         return self
 
 
@@ -71,19 +80,28 @@ class MemoryBatchCreate(WireModel):
 class MemoryUpdate(WireModel):
     """A change to a memory, made against ``expected_version`` (see ``memsvc.store.edits``)."""
 
-    expected_version: int = Field(ge=1)
+    expected_version: int = Field(ge=1, le=INT32_MAX)
     content: str | None = Field(default=None, min_length=1)
     kind: str | None = Field(default=None, pattern=KIND_PATTERN)
     layer: Layer | None = None
-    tags: list[str] | None = Field(default=None, max_length=64)
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
     metadata: JSONObject | None = None
-    user_id: str | None = None
-    agent_id: str | None = None
-    session_id: str | None = None
+    user_id: str | None = Field(default=None, max_length=200)
+    agent_id: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(default=None, max_length=200)
     importance: float | None = Field(default=None, ge=0.0, le=1.0)
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
+    valid_from: Timestamp | None = None
+    valid_to: Timestamp | None = None
     reason: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _no_null(self) -> MemoryUpdate:
+        nulled = [f for f in NOT_NULL if f in self.model_fields_set and getattr(self, f) is None]
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} may be left out but not set to null")
+        if self.content is not None and not self.content.strip():
+            raise ValueError("content must not be blank")
+        return self
 
 
 class MemoryRead(ReadModel):

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from memsvc.schemas.common import ReadModel, WireModel
-from memsvc.schemas.memories import Layer, MemoryRead
+from memsvc.schemas.common import INT32_MAX, ReadModel, Timestamp, WireModel
+from memsvc.schemas.memories import MAX_TAGS, Layer, MemoryRead, Tag
 
 
 class SearchFilters(WireModel):
-    kinds: list[str] | None = None
+    kinds: list[str] | None = Field(default=None, max_length=100)
     layers: list[Layer] | None = None
-    tags: list[str] | None = Field(default=None, description="any of these tags")
+    tags: list[Tag] | None = Field(
+        default=None, max_length=MAX_TAGS, description="any of these tags"
+    )
     user_id: str | None = None
     agent_id: str | None = None
     session_id: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    created_after: Timestamp | None = None
+    created_before: Timestamp | None = None
     include_deleted: bool = False
 
 
@@ -38,7 +39,7 @@ class RetrievalConfig(WireModel):
     # Full-text scorer: BM25 (exact, cubes below the exact-search threshold; larger cubes
     # fall back to ts_rank_cd) or Postgres ts_rank_cd.
     lexical_scorer: Literal["bm25", "ts_rank"] = "bm25"
-    rrf_k: int = Field(default=60, ge=1)
+    rrf_k: int = Field(default=60, ge=1, le=INT32_MAX)
     # Added to the fused score: weight * 0.5 ** (age / half-life) and weight * importance.
     recency_weight: float = Field(default=0.0, ge=0.0)
     recency_half_life_days: float = Field(default=30.0, gt=0.0)
@@ -49,11 +50,11 @@ class RetrievalConfig(WireModel):
 
 class SearchRequest(WireModel):
     query: str = Field(min_length=1, max_length=8000)
-    top_k: int = Field(default=10, ge=1)
+    top_k: int = Field(default=10, ge=1, le=INT32_MAX)
     filters: SearchFilters | None = None
     preset: str | None = None
     config: RetrievalConfig | None = None
-    as_of: datetime | None = None
+    as_of: Timestamp | None = None
     explain: bool = False
 
 

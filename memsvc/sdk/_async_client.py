@@ -17,6 +17,9 @@ from memsvc.schemas import (
     KeyCreated,
     KeyPage,
     KeyRead,
+    LinkCreate,
+    LinkPage,
+    LinkRead,
     MemoryCreate,
     MemoryPage,
     MemoryRead,
@@ -311,3 +314,19 @@ class AsyncMemoryClient:
     ) -> SearchResponse:
         """Hybrid search of a cube (a ``SearchRequest``, a query string, or keywords)."""
         return await self._send(api.search(cube_id, request, fields))
+
+    # -- graph --------------------------------------------------------------------------
+
+    async def list_links(
+        self, memory_id: ID, *, cursor: str | None = None, limit: int | None = None
+    ) -> LinkPage:
+        """One page of a memory's live links, both directions, oldest first."""
+        return await self._send(api.list_links(memory_id, cursor=cursor, limit=limit))
+
+    async def create_link(self, link: LinkCreate) -> LinkRead:
+        """A manual link between two memories of one cube (``Conflict`` when already live)."""
+        return await self._send(api.create_link(link))
+
+    async def delete_link(self, link_id: ID) -> None:
+        """Retire a link."""
+        await self._send(api.delete_link(link_id))

@@ -17,6 +17,9 @@ from memsvc.schemas import (
     KeyCreated,
     KeyPage,
     KeyRead,
+    LinkCreate,
+    LinkPage,
+    LinkRead,
     MemoryCreate,
     MemoryPage,
     MemoryRead,
@@ -304,3 +307,19 @@ class MemoryClient:
     ) -> SearchResponse:
         """Hybrid search of a cube (a ``SearchRequest``, a query string, or keywords)."""
         return self._send(api.search(cube_id, request, fields))
+
+    # -- graph --------------------------------------------------------------------------
+
+    def list_links(
+        self, memory_id: ID, *, cursor: str | None = None, limit: int | None = None
+    ) -> LinkPage:
+        """One page of a memory's live links, both directions, oldest first."""
+        return self._send(api.list_links(memory_id, cursor=cursor, limit=limit))
+
+    def create_link(self, link: LinkCreate) -> LinkRead:
+        """A manual link between two memories of one cube (``Conflict`` when already live)."""
+        return self._send(api.create_link(link))
+
+    def delete_link(self, link_id: ID) -> None:
+        """Retire a link."""
+        self._send(api.delete_link(link_id))

@@ -19,6 +19,9 @@ from memsvc.schemas import (
     KeyCreate,
     KeyCreated,
     KeyPage,
+    LinkCreate,
+    LinkPage,
+    LinkRead,
     MemoryBatchCreate,
     MemoryCreate,
     MemoryList,
@@ -276,3 +279,21 @@ def search(
     body = model_from(SearchRequest, request, fields, primary="query")
     path = f"/v1/cubes/{seg(cube_id)}/search"
     return json_call("POST", path, body, expect(SearchResponse), retry_safe=True)
+
+
+# -- graph ------------------------------------------------------------------------------
+
+
+def list_links(memory_id: ID, *, cursor: str | None, limit: int | None) -> Call[LinkPage]:
+    """``GET /v1/memories/{memory_id}/links``."""
+    return _get(f"/v1/memories/{seg(memory_id)}/links", LinkPage, _page(cursor, limit))
+
+
+def create_link(link: LinkCreate) -> Call[LinkRead]:
+    """``POST /v1/links``."""
+    return json_call("POST", "/v1/links", link, expect(LinkRead))
+
+
+def delete_link(link_id: ID) -> Call[None]:
+    """``DELETE /v1/links/{link_id}``."""
+    return _delete(f"/v1/links/{seg(link_id)}")

@@ -12,6 +12,7 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import BadRequest
+from memsvc.schemas.common import INT64_MAX, to_utc
 
 S = TypeVar("S", bound=Select[Any])
 
@@ -23,12 +24,30 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID | int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The position a cursor names; a malformed cursor is a 400."""
+    """The position a cursor names; a malformed (or forged) cursor is a 400."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(at), str(row_id)
-    except (ValueError, TypeError) as exc:
+        if not isinstance(at, str) or not isinstance(row_id, str | int):
+            raise TypeError("cursor holds the wrong types")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("cursor time has no offset")
+        return to_utc(when), str(row_id)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise BadRequest("malformed cursor", code="invalid_cursor") from exc
+
+
+def _row_key(id_col: Any, row_id: str) -> Any:
+    """The cursor's row id as the id column's type (uuid or bigint); 400 when it is not one."""
+    try:
+        if id_col.type.python_type is int:
+            key = int(row_id)
+            if not -INT64_MAX - 1 <= key <= INT64_MAX:
+                raise ValueError("row id out of range")
+            return key
+        return uuid.UUID(row_id)
+    except (ValueError, TypeError, NotImplementedError) as exc:
         raise BadRequest("malformed cursor", code="invalid_cursor") from exc
 
 
@@ -36,9 +55,7 @@ def after_cursor(stmt: S, created_col: Any, id_col: Any, cursor: str | None) -> 
     """Restrict ``stmt`` to rows after ``cursor`` and order it by the keyset."""
     if cursor:
         at, row_id = decode_cursor(cursor)
-        key: Any = row_id
-        if isinstance(id_col.type.python_type, type) and id_col.type.python_type is int:
-            key = int(row_id)
+        key = _row_key(id_col, row_id)
         stmt = stmt.where(or_(created_col > at, and_(created_col == at, id_col > key)))
     return stmt.order_by(created_col, id_col)
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import BadRequest, Forbidden, PayloadTooLarge
 from memsvc.schemas import CubeRead
+from memsvc.schemas.common import bad_text
 from memsvc.state import AppState
 from memsvc.store import cubes
 from memsvc.store.db import scope_to_tenant
@@ -89,6 +90,11 @@ async def read_form(request: Request) -> Form:
         parsed = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=200)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("malformed form submission", code="invalid_form") from exc
+    for name, values in parsed.items():
+        for text in (name, *values):
+            why = bad_text(text)
+            if why:
+                raise BadRequest(f"{why} in form field {name[:40]!r}", code="invalid_form")
     return Form(fields=parsed)
 
 

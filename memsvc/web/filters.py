@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from memsvc.errors import BadRequest
 from memsvc.schemas import SearchFilters
+from memsvc.schemas.common import to_utc
 from memsvc.schemas.memories import Layer
 from memsvc.store.memories import MemoryFilters
 
@@ -34,8 +35,12 @@ def _time(name: str, value: str | None, *, end_of_day: bool = False) -> datetime
         ) from exc
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    if end_of_day and len(value) == 10:
-        at += timedelta(days=1)
+    try:
+        at = to_utc(at)
+        if end_of_day and len(value) == 10:
+            at = to_utc(at + timedelta(days=1))
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest(f"{name}: {exc}", code="invalid_filter") from exc
     return at
 
 
@@ -72,8 +77,8 @@ class TableQuery:
             top_k = int(params.get("top_k") or 20)
         except ValueError as exc:
             raise BadRequest("limit and top_k must be integers", code="invalid_filter") from exc
-        if not 1 <= limit <= 1000 or top_k < 1:
-            raise BadRequest("limit must be 1..1000 and top_k positive", code="invalid_filter")
+        if not 1 <= limit <= 1000 or not 1 <= top_k <= 1000:
+            raise BadRequest("limit and top_k must be 1..1000", code="invalid_filter")
         tags = [t.strip() for t in (params.get("tag") or "").split(",") if t.strip()]
         q = cls(
             status=status,

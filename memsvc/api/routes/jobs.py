@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from memsvc.api.deps import PrincipalDep, SessionDep
 from memsvc.jobs import queue
 from memsvc.schemas import JobRead, JobsRead, JobStatus
+from memsvc.schemas.common import INT64_MAX
+
+JobId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -34,12 +37,12 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRead)
-async def get_job(job_id: int, principal: PrincipalDep, session: SessionDep) -> JobRead:
+async def get_job(job_id: JobId, principal: PrincipalDep, session: SessionDep) -> JobRead:
     """One job of the caller's tenant."""
     return await queue.get(session, tenant_id=principal.tenant_id, job_id=job_id)
 
 
 @router.post("/{job_id}/retry", response_model=JobRead)
-async def retry_job(job_id: int, principal: PrincipalDep, session: SessionDep) -> JobRead:
+async def retry_job(job_id: JobId, principal: PrincipalDep, session: SessionDep) -> JobRead:
     """Queue a dead letter again with its attempts reset (409 unless it is ``failed``)."""
     return await queue.retry(session, tenant_id=principal.tenant_id, job_id=job_id)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from memsvc.api.deps import (
     CubeDep,
@@ -27,6 +26,7 @@ from memsvc.schemas import (
     MemoryVersionRead,
     ProvenanceRead,
 )
+from memsvc.schemas.common import INT32_MAX, Timestamp
 from memsvc.store import erasure, idempotency
 from memsvc.store import memories as store
 
@@ -76,8 +76,8 @@ async def list_memories(
     user_id: str | None = None,
     agent_id: str | None = None,
     session_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     include_deleted: bool = False,
     cursor: str | None = None,
     limit: Limit = 100,
@@ -183,7 +183,7 @@ async def list_versions(
 @router.get("/memories/{memory_id}/versions/{number}", response_model=MemoryVersionRead)
 async def get_version(
     memory_id: uuid.UUID,
-    number: int,
+    number: Annotated[int, Path(ge=1, le=INT32_MAX)],
     principal: PrincipalDep,
     session: SessionDep,
 ) -> MemoryVersionRead:

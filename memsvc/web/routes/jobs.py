@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import RedirectResponse
 
 from memsvc.jobs import queue
+from memsvc.schemas.common import INT64_MAX
 from memsvc.web import queries
 from memsvc.web.deps import DbDep, FormDep, WebDep
 from memsvc.web.errors import AdminRoute
@@ -46,7 +49,9 @@ async def jobs_page(
 
 
 @router.post("/{job_id}/retry")
-async def retry(job_id: int, _: FormDep, web: WebDep, db: DbDep) -> Response:
+async def retry(
+    job_id: Annotated[int, Path(ge=1, le=INT64_MAX)], _: FormDep, web: WebDep, db: DbDep
+) -> Response:
     """Put a dead letter back in the queue with its attempts reset (the API's retry)."""
     await queue.retry(db, tenant_id=web.tenant_id, job_id=job_id)
     return RedirectResponse("/admin/jobs?msg=retried", status_code=303, headers=SECURITY_HEADERS)
