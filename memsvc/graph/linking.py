@@ -186,9 +186,7 @@ def decide(
                 plan = LinkPlan(c.id, "same_entity", weight, f"both about {about}", True)
         elif shared_common and sim >= ENTITY_MIN_SIM - 0.1 * (len(shared_common) - 1):
             weight = round(min(1.0, sim + 0.1 * len(shared_common)), 4)
-            plan = LinkPlan(
-                c.id, "same_entity", weight, f"both mention {', '.join(shared_common)}"
-            )
+            plan = LinkPlan(c.id, "same_entity", weight, f"both mention {', '.join(shared_common)}")
         elif shared_terms and sim >= TERM_MIN_SIM:
             weight = round(min(1.0, sim + 0.1 * len(shared_terms)), 4)
             words = ", ".join(shared_terms[:3])
