@@ -8,10 +8,13 @@ Deliberately simple and honest about it:
   at the start of a sentence, and lower-case names are missed;
 - tags: the user's tags plus up to three entities (lower-cased), never categories;
 - context: a template line ("Mentions X; about a, b, c. Said by S on D."), not a summary;
-- links: cosine similarity of the stored embeddings and shared entities decide
-  ``related`` / ``same_entity``; a very high cosine marks a near-duplicate
-  (``same_entity`` with ``duplicate`` in the link's provenance); the memory just before
-  in the same session (same ``session_id``, else the same source day) gets ``follows``.
+- names (:func:`names`): the stricter entity list linking uses — a capitalised word that
+  opens a sentence is a name only if it is not a common word, verb or adverb form;
+- links: decided in :mod:`memsvc.graph.linking` — a shared named subject (idf-weighted,
+  speakers excluded) gives ``same_entity``, a shared rare keyword ``related``, either one
+  within a session ``follows``; a very high cosine marks a near-duplicate (``same_entity``
+  with ``duplicate`` in the link's provenance); the memory just before in the same
+  session (same ``session_id``, else the same source day) gets ``follows``.
 
 It never infers ``supports``, ``contradicts``, ``supersedes`` or ``causes`` and never
 rewrites neighbours (no evolution, no validity closing): that needs judgement, which is
@@ -125,6 +128,9 @@ def names(text: str) -> list[str]:
                 continue
             while run and (run[0].lower() in _COMMON_STARTERS or run[0].lower() in _NOT_NAMES):
                 run.pop(0)
+                run_start += 1
+            if len(run) > 1 and run_start == 0 and run[0].lower().endswith(_NOT_NAME_ENDINGS):
+                run.pop(0)  # "Finally Melanie ..."
                 run_start += 1
             if run:
                 word = run[0].lower()
