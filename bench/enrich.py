@@ -28,8 +28,8 @@ does to retrieval.
 from __future__ import annotations
 
 import argparse
-import importlib
 import asyncio
+import importlib
 import json
 import statistics
 import sys
