@@ -46,6 +46,11 @@ from locomo import memory_of, ndcg, normalise_evidence, turns_in_rank_order, tur
 
 from memsvc.config import JobSettings, LLMSettings, Settings
 from memsvc.graph import builders
+from memsvc.jobs.worker import Worker
+from memsvc.retrieval.presets import PRESETS
+from memsvc.schemas import MemoryCreate, SearchRequest
+from memsvc.sdk import MemoryClient
+from memsvc.store.db import Database
 
 # The heuristic thresholds (graph/linking.py; in builders before issue 17).
 knobs: Any
@@ -53,11 +58,6 @@ try:
     knobs = importlib.import_module("memsvc.graph.linking")
 except ImportError:
     knobs = builders
-from memsvc.jobs.worker import Worker
-from memsvc.retrieval.presets import PRESETS
-from memsvc.schemas import MemoryCreate, SearchRequest
-from memsvc.sdk import MemoryClient
-from memsvc.store.db import Database
 
 
 async def enrich_all(db_url: str, settings: Settings, llm: Any = None) -> tuple[int, float]:
