@@ -123,7 +123,8 @@ class HeuristicBuilder:
         previous: uuid.UUID | None = None,
     ) -> Decisions:
         if subjects is None:
-            subjects = linking.Subjects(names=linking.lookups(note, [])[0])
+            names, _, others = linking.lookups(note, [])
+            subjects = linking.Subjects(names=names, speakers=frozenset(others))
         links = linking.decide(
             note,
             candidates,

@@ -139,13 +139,17 @@ async def _subjects(s: AsyncSession, note: Note) -> linking.Subjects:
     """Heuristic mode: the note's names and keywords, their counts in the cube, and the
     anchor (first mention) and latest mentions of each name that is not common."""
     speakers = await notes.session_speakers(s, note=note)
-    names, terms = linking.lookups(note, speakers)
+    names, terms, others = linking.lookups(note, speakers)
     n, df = await notes.term_counts(s, note=note, terms=[*names, *terms])
     # Rarest first; a name or term only this memory holds links nothing.
     names = sorted((x for x in names if df.get(x, 0) > 1), key=lambda x: (df[x], x))
     terms = sorted((x for x in terms if df.get(x, 0) > 1), key=lambda x: (df[x], x))
     subjects = linking.Subjects(
-        n=n, df=df, names=names[: linking.MAX_NAMES], terms=terms[: linking.MAX_TERMS]
+        n=n,
+        df=df,
+        names=names[: linking.MAX_NAMES],
+        terms=terms[: linking.MAX_TERMS],
+        speakers=frozenset(others),
     )
     for name in subjects.names:
         if linking.common_name(df[name], n):

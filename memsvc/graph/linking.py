@@ -2,12 +2,13 @@
 
 A link needs a reason a reader would accept:
 
-- **a shared named subject** (a person, pet, product, place; never a speaker of the
-  conversation) gives ``same_entity``, weighted by how rare the name is in the cube
-  (idf from the cube's own term counts). The name's first mention in the cube (its
-  *anchor*) is always a candidate and is preferred, so every memory about a subject is
-  within two hops of every other one. A name held by a large share of the cube names no
-  particular subject: it only counts together with similar content (the older rule);
+- **a shared named subject** (a person, pet, product, place; never the note's own
+  speaker) gives ``same_entity``, weighted by how rare the name is in the cube (idf from
+  the cube's own term counts). The name's first mention in the cube (its *anchor*) is
+  always a candidate and is linked besides the cap, so every memory about a subject is
+  within two hops of every other one. A name held by a large share of the cube, or the
+  name of another speaker of the conversation ("Thanks, Mel!"), names no particular
+  subject: it only counts together with similar content (the older rule);
 - **a shared rare keyword** with some similarity of content gives ``related``;
 - either one between memories of the same session (or, without sessions, the same day)
   gives ``follows`` from the later to the earlier (a follow-on event);
@@ -88,7 +89,9 @@ class Subjects:
     """The cube-level facts heuristic linking needs about a note.
 
     ``n``: active memories in the cube; ``df``: how many hold each of the note's names
-    and terms; ``names``/``terms``: the note's own, speakers removed; ``anchors``: the
+    and terms; ``names``/``terms``: the note's own (its own speaker removed from names,
+    every speaker from terms); ``speakers``: the other speakers of its conversation
+    named in it (common names: linked only with similar content); ``anchors``: the
     first mention of each name (memory id -> name); ``recent``: the latest mentions
     before the note.
     """
@@ -97,18 +100,31 @@ class Subjects:
     df: dict[str, int] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
     terms: list[str] = field(default_factory=list)
+    speakers: frozenset[str] = frozenset()
     anchors: dict[uuid.UUID, str] = field(default_factory=dict)
     recent: list[uuid.UUID] = field(default_factory=list)
 
 
-def lookups(note: Note, speakers: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The note's names (speakers of its conversation removed) and terms to count."""
+def _with_words(names: Sequence[str]) -> set[str]:
+    lowered = {s.lower() for s in names}
+    return lowered | {w for s in lowered for w in s.split()}
+
+
+def lookups(note: Note, speakers: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """The note's names (its own speaker removed), terms (every speaker of its
+    conversation removed) to count, and the other speakers it names.
+
+    The other speaker's name is the only shared name of most turns that address them;
+    kept as a common name (linked only with similar content), it links those turns as
+    the older rule did, and they carry much of the graph's two-hop reach.
+    """
     prof = profile(note.content)
-    spoken = {s.lower() for s in speakers} | {s.lower() for s in note.speakers}
-    spoken |= {w for s in spoken for w in s.split()}
+    own = _with_words(note.speakers)
+    spoken = own | _with_words(speakers)
+    others = sorted(n for n in prof.names if n in spoken and n not in own)
     names = sorted(n for n in prof.names if n not in spoken)[: MAX_NAMES * 2]
     terms = sorted(t for t in prof.terms if t not in spoken)
-    return names, terms
+    return names, terms, others
 
 
 def rarity(df: int, n: int) -> float:
@@ -153,10 +169,15 @@ def decide(
     max_links: int,
     previous: uuid.UUID | None = None,
 ) -> list[LinkPlan]:
-    """Up to ``max_links`` links: duplicates, then name anchors, then by weight."""
+    """Up to ``max_links`` links (duplicates first, then by weight), and the anchors of
+    the note's names besides."""
     n = subjects.n
-    names = {x for x in subjects.names if not common_name(subjects.df.get(x, 0), n)}
-    common = set(subjects.names) - names
+    names = {
+        x
+        for x in subjects.names
+        if x not in subjects.speakers and not common_name(subjects.df.get(x, 0), n)
+    }
+    common = (set(subjects.names) | subjects.speakers) - names
     rare = {t for t in subjects.terms if rare_term(subjects.df.get(t, 0), n)}
     ranked: list[tuple[int, float, str, LinkPlan]] = []
     for c in candidates:
@@ -198,4 +219,6 @@ def decide(
             continue
         ranked.append((priority, -plan.weight, str(c.id), plan))
     ranked.sort(key=lambda r: r[:3])
-    return [r[3] for r in ranked[:max_links]]
+    anchors = [r[3] for r in ranked if r[0] == 1]
+    rest = [r[3] for r in ranked if r[0] != 1]
+    return [*rest[:max_links], *anchors]
