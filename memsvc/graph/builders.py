@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from memsvc.graph import heuristics
+from memsvc.graph import heuristics, linking
+from memsvc.graph.linking import LinkPlan
 from memsvc.graph.prompts import (
     ENRICH_NOTE,
     LINK_DECIDE,
@@ -27,13 +28,9 @@ from memsvc.store.notes import Candidate, Note
 
 HEURISTIC_POLICY = "a-mem:heuristic.v1"
 
-# Heuristic linking thresholds (cosine of all-MiniLM-L6-v2 embeddings) and cap. On the
-# LoCoMo dev conversations 0.6/0.35/8 gave ~7 links per memory and 0.75/0.6/3 ~2.6, with
-# the same recall@10 either way (bench/enrich.py): the sparser graph is kept.
-DUPLICATE_SIM = 0.95
-RELATED_SIM = 0.75
-# Shared entities (names) make a link cheaper: each one beyond the first lowers this by 0.1.
-ENTITY_MIN_SIM = 0.6
+# Heuristic links per new memory (besides the session's ``follows``). On the LoCoMo dev
+# conversations a cap of 8 gave ~7 links per memory and 3 ~2.6, with the same recall@10
+# either way (bench/enrich.py): the sparser graph is kept. Thresholds: graph/linking.py.
 HEURISTIC_MAX_LINKS = 3
 
 # At most this many candidates are shown to the LLM.
@@ -45,18 +42,6 @@ class NoteFields:
     keywords: list[str]
     tags: list[str]
     context: str
-
-
-@dataclass
-class LinkPlan:
-    """new note --relation--> target."""
-
-    target_id: uuid.UUID
-    relation: str
-    weight: float
-    reason: str
-    same_subject: bool = False
-    duplicate: bool = False
 
 
 @dataclass
@@ -92,6 +77,8 @@ class NoteBuilder(Protocol):
         *,
         max_links: int,
         max_evolutions: int,
+        subjects: linking.Subjects | None = None,
+        previous: uuid.UUID | None = None,
     ) -> Decisions: ...
 
 
@@ -132,29 +119,19 @@ class HeuristicBuilder:
         *,
         max_links: int,
         max_evolutions: int,
+        subjects: linking.Subjects | None = None,
+        previous: uuid.UUID | None = None,
     ) -> Decisions:
-        # The note's own speakers are named all over a conversation: not a shared subject.
-        mine = {e.lower() for e in heuristics.entities(note.content)} - {
-            s.lower() for s in note.speakers
-        }
-        links: list[LinkPlan] = []
-        for c in sorted(candidates, key=lambda c: (-c.similarity, str(c.id))):
-            sim = round(c.similarity, 4)
-            shared = sorted(mine & {e.lower() for e in heuristics.entities(c.content)})
-            if sim >= DUPLICATE_SIM:
-                plan = LinkPlan(
-                    c.id, "same_entity", sim, f"near-duplicate (cosine {sim:.2f})", duplicate=True
-                )
-            elif shared and sim >= ENTITY_MIN_SIM - 0.1 * (len(shared) - 1):
-                weight = round(min(1.0, sim + 0.1 * len(shared)), 4)
-                plan = LinkPlan(c.id, "same_entity", weight, f"both mention {', '.join(shared)}")
-            elif sim >= RELATED_SIM:
-                plan = LinkPlan(c.id, "related", sim, f"similar content (cosine {sim:.2f})")
-            else:
-                continue
-            links.append(plan)
-            if len(links) >= min(max_links, HEURISTIC_MAX_LINKS):
-                break
+        if subjects is None:
+            names, _, others = linking.lookups(note, [])
+            subjects = linking.Subjects(names=names, speakers=frozenset(others))
+        links = linking.decide(
+            note,
+            candidates,
+            subjects,
+            max_links=min(max_links, HEURISTIC_MAX_LINKS),
+            previous=previous,
+        )
         return Decisions(links=links)
 
 
@@ -194,6 +171,8 @@ class LLMBuilder:
         *,
         max_links: int,
         max_evolutions: int,
+        subjects: linking.Subjects | None = None,
+        previous: uuid.UUID | None = None,
     ) -> Decisions:
         shown = candidates[:LLM_CANDIDATES]
         if not shown:

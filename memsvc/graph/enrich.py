@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc.graph import linking
 from memsvc.graph.builders import Decisions, EvolutionPlan, NoteBuilder, NoteFields
 from memsvc.llm import Usage
 from memsvc.store import links as link_store
@@ -115,7 +116,9 @@ async def enrich_memory(
         # every indexed text of a conversation, so they match everything.
         speakers = {sp.lower() for sp in note.speakers}
         terms = [k for k in fields.keywords if k.lower() not in speakers][:8]
-        candidates = await notes.candidates(s, note=note, terms=terms, k=CANDIDATES_K)
+        subjects = await _subjects(s, note) if builder.model is None else None
+        also = [*subjects.anchors, *subjects.recent] if subjects else []
+        candidates = await notes.candidates(s, note=note, terms=terms, k=CANDIDATES_K, also=also)
         previous = await notes.previous_in_session(s, note=note)
     decisions = await builder.decide(
         note,
@@ -124,10 +127,40 @@ async def enrich_memory(
         usage,
         max_links=MAX_LINKS_PER_INSERT,
         max_evolutions=MAX_EVOLUTIONS_PER_INSERT,
+        subjects=subjects,
+        previous=previous,
     )
     await _apply(db, note, builder, candidates, previous, decisions, result, job_id)
     await _checkpoint("links")
     return result
+
+
+async def _subjects(s: AsyncSession, note: Note) -> linking.Subjects:
+    """Heuristic mode: the note's names and keywords, their counts in the cube, and the
+    anchor (first mention) and latest mentions of each name that is not common."""
+    speakers = await notes.session_speakers(s, note=note)
+    names, terms, others = linking.lookups(note, speakers)
+    n, df = await notes.term_counts(s, note=note, terms=[*names, *terms])
+    # Rarest first; a name or term only this memory holds links nothing.
+    names = sorted((x for x in names if df.get(x, 0) > 1), key=lambda x: (df[x], x))
+    terms = sorted((x for x in terms if df.get(x, 0) > 1), key=lambda x: (df[x], x))
+    subjects = linking.Subjects(
+        n=n,
+        df=df,
+        names=names[: linking.MAX_NAMES],
+        terms=terms[: linking.MAX_TERMS],
+        speakers=frozenset(others),
+    )
+    for name in subjects.names:
+        if linking.common_name(df[name], n):
+            continue
+        first, recent = await notes.mentions(
+            s, note=note, name=name, recent=linking.RECENT_MENTIONS
+        )
+        if first is not None:
+            subjects.anchors.setdefault(first, name)
+        subjects.recent.extend(recent)
+    return subjects
 
 
 async def _construct(

@@ -8,10 +8,13 @@ Deliberately simple and honest about it:
   at the start of a sentence, and lower-case names are missed;
 - tags: the user's tags plus up to three entities (lower-cased), never categories;
 - context: a template line ("Mentions X; about a, b, c. Said by S on D."), not a summary;
-- links: cosine similarity of the stored embeddings and shared entities decide
-  ``related`` / ``same_entity``; a very high cosine marks a near-duplicate
-  (``same_entity`` with ``duplicate`` in the link's provenance); the memory just before
-  in the same session (same ``session_id``, else the same source day) gets ``follows``.
+- names (:func:`names`): the stricter entity list linking uses — a capitalised word that
+  opens a sentence is a name only if it is not a common word, verb or adverb form;
+- links: decided in :mod:`memsvc.graph.linking` — a shared named subject (idf-weighted,
+  speakers excluded) gives ``same_entity``, a shared rare keyword ``related``, either one
+  within a session ``follows``; a very high cosine marks a near-duplicate (``same_entity``
+  with ``duplicate`` in the link's provenance); the memory just before in the same
+  session (same ``session_id``, else the same source day) gets ``follows``.
 
 It never infers ``supports``, ``contradicts``, ``supersedes`` or ``causes`` and never
 rewrites neighbours (no evolution, no validity closing): that needs judgement, which is
@@ -91,6 +94,60 @@ def entities(text: str) -> list[str]:
                     found.append(" ".join(run))
                 run = []
     return list(dict.fromkeys(found))
+
+
+# Capitalised but naming no subject: months, weekdays, greetings' objects.
+_NOT_NAMES = frozenset(
+    """
+    january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday english mr mrs ms dr
+    """.split()
+)
+# Sentence-initial words with these endings are verbs, adverbs or gerunds, not names.
+_NOT_NAME_ENDINGS = ("ing", "ed", "ly")
+
+
+def names(text: str) -> list[str]:
+    """Named subjects in ``text`` (a person, pet, product, place), lower-cased.
+
+    Stricter than :func:`entities`: a single capitalised word that opens a sentence is
+    a name only when it is not a common word, does not look like a verb or adverb
+    ("Painting", "Finally") and is not also written in lower case in the same text.
+    """
+    lowered = {t.lower() for t in _TOKEN.findall(text) if t[0].islower()}
+    out: list[str] = []
+    for sentence in _sentences(text):
+        tokens = [_clean(t) for t in _TOKEN.findall(sentence)]
+        run: list[str] = []
+        run_start = 0
+        for i, tok in enumerate([*tokens, ""]):
+            if tok and tok[0].isupper() and tok != "I":
+                if not run:
+                    run_start = i
+                run.append(tok)
+                continue
+            while run and (run[0].lower() in _COMMON_STARTERS or run[0].lower() in _NOT_NAMES):
+                run.pop(0)
+                run_start += 1
+            if len(run) > 1 and run_start == 0 and run[0].lower().endswith(_NOT_NAME_ENDINGS):
+                run.pop(0)  # "Finally Melanie ..."
+                run_start += 1
+            if run:
+                word = run[0].lower()
+                opener = len(run) == 1 and run_start == 0
+                if not (
+                    len(word) < 2
+                    or (opener and (word.endswith(_NOT_NAME_ENDINGS) or word in lowered))
+                ):
+                    out.append(" ".join(run).lower())
+            run = []
+    return list(dict.fromkeys(out))
+
+
+def terms(text: str) -> list[str]:
+    """Content words of ``text`` (lower-cased, no stop words, at least 4 letters)."""
+    words = (_clean(t).lower() for t in _TOKEN.findall(text))
+    return list(dict.fromkeys(w for w in words if len(w) >= 4 and w not in _COMMON_STARTERS))
 
 
 def keywords(text: str, *, limit: int = 8) -> list[str]:

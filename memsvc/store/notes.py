@@ -162,10 +162,101 @@ def _tsquery(terms: Sequence[str]) -> str | None:
     return " | ".join(uniq[:32]) if uniq else None
 
 
+async def session_speakers(session: AsyncSession, *, note: Note) -> list[str]:
+    """Speakers of the sources of the note's session (its own speakers without one)."""
+    if note.session_id is None:
+        return list(note.speakers)
+    rows = await session.execute(
+        select(Source.speaker)
+        .join(MemorySource, MemorySource.source_id == Source.id)
+        .join(Memory, Memory.id == MemorySource.memory_id)
+        .where(
+            Memory.tenant_id == note.tenant_id,
+            Memory.cube_id == note.cube_id,
+            Memory.session_id == note.session_id,
+            Source.speaker.is_not(None),
+        )
+        .distinct()
+        .limit(50)
+    )
+    return sorted({*note.speakers, *(r for r in rows.scalars() if r)})
+
+
+def _phrase(term: str) -> Any:
+    return func.phraseto_tsquery("english", term)
+
+
+async def term_counts(
+    session: AsyncSession, *, note: Note, terms: Sequence[str]
+) -> tuple[int, dict[str, int]]:
+    """Active memories of the note's cube, and how many of them hold each term (a phrase)."""
+    scope = (
+        Memory.tenant_id == note.tenant_id,
+        Memory.cube_id == note.cube_id,
+        Memory.status == "active",
+    )
+    n = int((await session.execute(select(func.count()).where(*scope))).scalar_one())
+    terms = list(dict.fromkeys(t for t in terms if _tsquery([t])))
+    if not terms:
+        return n, {}
+    any_of = func.to_tsquery("english", " | ".join(f"({_phrase_text(t)})" for t in terms))
+    counts = [
+        func.count().filter(textsearch.plain_match(_phrase(t))).label(f"t{i}")
+        for i, t in enumerate(terms)
+    ]
+    row = (
+        await session.execute(
+            select(*counts).where(
+                *scope, textsearch.cube_match(note.tenant_id, note.cube_id)(any_of)
+            )
+        )
+    ).one()
+    return n, {t: int(row[i]) for i, t in enumerate(terms)}
+
+
+def _phrase_text(term: str) -> str:
+    words = "".join(c if c.isalnum() else " " for c in term).lower().split()
+    return " <-> ".join(words)
+
+
+async def mentions(
+    session: AsyncSession, *, note: Note, name: str, recent: int
+) -> tuple[uuid.UUID | None, list[uuid.UUID]]:
+    """The first active memory of the cube mentioning ``name`` (its anchor) and the
+    ``recent`` mentions just before the note, other than the note itself."""
+    scope = (
+        Memory.tenant_id == note.tenant_id,
+        Memory.cube_id == note.cube_id,
+        Memory.status == "active",
+        Memory.id != note.id,
+        textsearch.cube_match(note.tenant_id, note.cube_id)(_phrase(name)),
+    )
+    first = (
+        await session.execute(
+            select(Memory.id).where(*scope).order_by(Memory.created_at, Memory.id).limit(1)
+        )
+    ).scalar_one_or_none()
+    before = (
+        await session.execute(
+            select(Memory.id)
+            .where(*scope, tuple_(Memory.created_at, Memory.id) < tuple_(note.created_at, note.id))
+            .order_by(Memory.created_at.desc(), Memory.id.desc())
+            .limit(recent)
+        )
+    ).scalars()
+    return first, list(before)
+
+
 async def candidates(
-    session: AsyncSession, *, note: Note, terms: Sequence[str], k: int
+    session: AsyncSession,
+    *,
+    note: Note,
+    terms: Sequence[str],
+    k: int,
+    also: Sequence[uuid.UUID] = (),
 ) -> list[Candidate]:
-    """Up to ``k`` nearest active memories by vector plus ``k`` by full text, best first."""
+    """Up to ``k`` nearest active memories by vector plus ``k`` by full text, best first,
+    and the memories ``also`` asked for (channel ``subject``)."""
     scope = (
         Memory.tenant_id == note.tenant_id,
         Memory.cube_id == note.cube_id,
@@ -190,7 +281,8 @@ async def candidates(
             .limit(k)
         )
         text_ids = set((await session.execute(fts)).scalars())
-    ids = vector_ids | text_ids
+    subject_ids = set(also) - {note.id}
+    ids = vector_ids | text_ids | subject_ids
     if not ids:
         return []
     sim: Any = (
@@ -211,12 +303,13 @@ async def candidates(
             Memory.valid_to,
             sim.label("sim"),
         )
-        .where(Memory.id.in_(ids))
+        .where(Memory.id.in_(ids), *scope)
         .order_by(sim.desc(), Memory.id)
     )
     out = []
     for r in rows:
-        channels = [c for c, pool in (("vector", vector_ids), ("text", text_ids)) if r.id in pool]
+        pools = (("vector", vector_ids), ("text", text_ids), ("subject", subject_ids))
+        channels = [c for c, pool in pools if r.id in pool]
         out.append(
             Candidate(
                 id=r.id,

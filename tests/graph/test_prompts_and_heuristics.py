@@ -73,3 +73,19 @@ def test_heuristic_note() -> None:
         "Mentions Caroline, Max, Golden Gate Bridge; about adopted, retriever, loves. "
         "Fact by Melanie on 8 May 2023."
     )
+
+
+def test_names_skip_sentence_openers_that_are_not_names() -> None:
+    from memsvc.graph import heuristics
+
+    text = "Painting is fun. Finally Melanie went to New York in March with Pixel."
+    assert heuristics.names(text) == ["melanie", "new york", "pixel"]
+    assert heuristics.names("Pixel sleeps on Caroline's keyboard.") == ["pixel", "caroline"]
+
+
+def test_rare_names_weigh_more_and_common_names_are_not_enough() -> None:
+    from memsvc.graph import linking
+
+    assert linking.rarity(2, 1000) > linking.rarity(200, 1000)
+    assert linking.common_name(200, 1000) and not linking.common_name(6, 12)
+    assert linking.rare_term(2, 500) and not linking.rare_term(50, 500)
