@@ -189,6 +189,8 @@ class LiteLLM:
                 temperature=0,
                 response_format={"type": "json_object"},
                 drop_params=True,
+                # Retries are ours (backoff, breaker, budget), not the provider SDK's.
+                max_retries=0,
             ),
             timeout=s.timeout_s,
         )
