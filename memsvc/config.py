@@ -44,7 +44,22 @@ class LLMSettings(BaseModel):
     api_key: SecretStr | None = None
     api_base: str | None = None
     timeout_s: float = 60.0
-    max_retries: int = 2
+    # Repair calls for output that is not valid JSON for the schema (0 or 1); after it the
+    # heuristic result is used and the fallback recorded.
+    max_retries: int = 1
+    # Provider timeouts, 5xx and rate limits: this many more tries within one call, after
+    # exponential backoff with full jitter (base * 2**n, at most backoff_max_s).
+    provider_retries: int = 2
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 8.0
+    # Circuit breaker (per process): after this many consecutive provider failures no LLM
+    # call is made for breaker_cooldown_s (heuristic fallback, recorded). 0 = never opens.
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 60.0
+    # Per-tenant budget, counted in Postgres (table llm_usage) per clock hour and checked
+    # before each call; over it: heuristic fallback (why "llm_budget"). 0 = unlimited.
+    budget_calls_per_hour: int = 2000
+    budget_tokens_per_hour: int = 2_000_000
 
 
 class LimitSettings(BaseModel):

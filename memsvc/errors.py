@@ -12,9 +12,10 @@
     ├── RateLimited          429  over the rate (rate_limited) or daily quota (quota_exceeded)
     ├── ServiceUnavailable   503  database or models not ready
     ├── ServerError          500  a bug; the message is generic, the detail logged
-    └── llm.errors.LLMError  502  the LLM provider failed (in jobs: retried, then parked)
-        ├── LLMUnavailable       503  no answer from the provider
-        └── LLMOutputInvalid     502  output failed validation after the retries
+    └── llm.errors.LLMError  502  the LLM gave no usable answer (enrichment: heuristic fallback)
+        ├── LLMUnavailable       503  no answer from the provider (LLMCircuitOpen: not asked)
+        ├── LLMOutputInvalid     502  output failed validation after the repair call
+        └── LLMBudgetExceeded    429  the tenant's hourly LLM budget is spent
 
 The SDK raises the same classes, rebuilt from the wire shape.
 """

@@ -7,10 +7,13 @@ heuristic mode does and does not do).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+from prometheus_client import Counter
 
 from memsvc.graph import heuristics, linking
 from memsvc.graph.linking import LinkPlan
@@ -23,8 +26,15 @@ from memsvc.graph.prompts import (
     NoteView,
     check_link_decisions,
 )
-from memsvc.llm import LLM, Usage
+from memsvc.llm import LLM, LLMError, Usage
+from memsvc.logs import safe_error
 from memsvc.store.notes import Candidate, Note
+
+log = logging.getLogger("memsvc.graph")
+
+LLM_FALLBACKS = Counter(
+    "memsvc_llm_fallbacks_total", "Enrichment steps done by the heuristic instead", ["task", "why"]
+)
 
 HEURISTIC_POLICY = "a-mem:heuristic.v1"
 
@@ -42,6 +52,9 @@ class NoteFields:
     keywords: list[str]
     tags: list[str]
     context: str
+    # Set when the LLM gave no usable answer and the heuristic built these instead: why
+    # (``invalid_llm_output``, ``llm_unavailable``, ``llm_circuit_open``, ``llm_budget``).
+    fallback: str | None = None
 
 
 @dataclass
@@ -56,6 +69,7 @@ class EvolutionPlan:
 class Decisions:
     links: list[LinkPlan] = field(default_factory=list)
     evolutions: list[EvolutionPlan] = field(default_factory=list)
+    fallback: str | None = None  # as in NoteFields
 
 
 class NoteBuilder(Protocol):
@@ -136,13 +150,28 @@ class HeuristicBuilder:
 
 
 class LLMBuilder:
-    """LLM mode: ``enrich_note`` builds the note, ``link_decide`` links and evolves."""
+    """LLM mode: ``enrich_note`` builds the note, ``link_decide`` links and evolves.
+
+    One builder serves one enrichment. When the LLM gives no usable answer (an
+    :class:`LLMError`: invalid output after its repair call, provider down, breaker open,
+    budget spent) the heuristic does that step and every later step of this enrichment,
+    so garbage from the provider costs at most 2 calls per enrichment; the result says
+    so (``fallback``), never a failed job.
+    """
 
     policy = "a-mem:llm.v1"
 
     def __init__(self, llm: LLM) -> None:
         self.llm = llm
         self.model: str | None = llm.model
+        self.heuristic = HeuristicBuilder()
+        self.fallback: str | None = None
+
+    def _fell_back(self, task: str, exc: LLMError) -> str:
+        self.fallback = exc.why
+        LLM_FALLBACKS.labels(task, exc.why).inc()
+        log.warning("enrichment %s: heuristic fallback (%s): %s", task, exc.why, safe_error(exc))
+        return exc.why
 
     def prompt_version(self, task: str) -> str:
         return {"enrich": ENRICH_NOTE.id, "link": LINK_DECIDE.id}[task]
@@ -155,7 +184,15 @@ class LLMBuilder:
             date=fmt_date(note.occurred_at),
             tags=note.tags,
         )
-        resp = await self.llm.run(ENRICH_NOTE, ctx, usage=usage)
+        if self.fallback is None:
+            try:
+                resp = await self.llm.run(ENRICH_NOTE, ctx, usage=usage)
+            except LLMError as exc:
+                self._fell_back(ENRICH_NOTE.id, exc)
+        if self.fallback is not None:
+            fields = await self.heuristic.construct(note, usage)
+            fields.fallback = self.fallback
+            return fields
         return NoteFields(
             keywords=resp.keywords,
             tags=list(dict.fromkeys([*note.tags, *resp.tags])),
@@ -177,6 +214,31 @@ class LLMBuilder:
         shown = candidates[:LLM_CANDIDATES]
         if not shown:
             return Decisions()
+        if self.fallback is None:
+            try:
+                return await self._decide(note, fields, shown, usage, max_links, max_evolutions)
+            except LLMError as exc:
+                self._fell_back(LINK_DECIDE.id, exc)
+        decisions = await self.heuristic.decide(
+            note,
+            fields,
+            candidates,
+            usage,
+            max_links=max_links,
+            max_evolutions=max_evolutions,
+        )
+        decisions.fallback = self.fallback
+        return decisions
+
+    async def _decide(
+        self,
+        note: Note,
+        fields: NoteFields,
+        shown: list[Candidate],
+        usage: Usage,
+        max_links: int,
+        max_evolutions: int,
+    ) -> Decisions:
         ctx = LinkDecideContext(
             note=NoteView(
                 content=note.content,

@@ -27,7 +27,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.graph import linking
-from memsvc.graph.builders import Decisions, EvolutionPlan, NoteBuilder, NoteFields
+from memsvc.graph.builders import (
+    HEURISTIC_POLICY,
+    Decisions,
+    EvolutionPlan,
+    NoteBuilder,
+    NoteFields,
+)
 from memsvc.llm import Usage
 from memsvc.store import links as link_store
 from memsvc.store import notes
@@ -60,9 +66,19 @@ class EnrichResult:
     evolved: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     capped: int = 0
+    # Steps the heuristic did instead of the LLM: step ("note", "links") -> why.
+    fallbacks: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        fallback: dict[str, Any] = {}
+        if self.fallbacks:
+            fallback = {
+                "fallback": "heuristic",
+                "why": next(iter(self.fallbacks.values())),
+                "fallbacks": dict(self.fallbacks),
+            }
         return {
+            **fallback,
             "memory_id": str(self.memory_id),
             "mode": self.mode,
             "skipped": self.skipped,
@@ -169,6 +185,23 @@ async def _construct(
     if note.has_enrich_version:
         return NoteFields(keywords=note.keywords, tags=note.tags, context=note.context or "")
     fields = await builder.construct(note, usage)
+    if fields.fallback:
+        result.fallbacks["note"] = fields.fallback
+        change = Change(
+            actor=ACTOR_ENRICH,
+            change_kind="enrich",
+            reason=f"note construction ({HEURISTIC_POLICY}; LLM fallback: {fields.fallback})",
+            policy=HEURISTIC_POLICY,
+            model=None,
+        )
+    else:
+        change = Change(
+            actor=ACTOR_ENRICH,
+            change_kind="enrich",
+            reason=f"note construction ({builder.prompt_version('enrich')})",
+            policy=builder.policy,
+            model=builder.model,
+        )
     async with db.transaction() as s:
         locked = await notes.lock(s, tenant_id=note.tenant_id, memory_id=note.id)
         # Checked under the row lock: a concurrent run of this job may have written it.
@@ -180,13 +213,7 @@ async def _construct(
                 s,
                 tenant_id=note.tenant_id,
                 memory_id=note.id,
-                change=Change(
-                    actor=ACTOR_ENRICH,
-                    change_kind="enrich",
-                    reason=f"note construction ({builder.prompt_version('enrich')})",
-                    policy=builder.policy,
-                    model=builder.model,
-                ),
+                change=change,
                 values={"keywords": fields.keywords, "tags": tags, "context": fields.context},
             )
             fields.tags = tags
@@ -213,11 +240,19 @@ async def _apply(
     job_id: int | None,
 ) -> None:
     by_id = {c.id: c for c in candidates}
-    prov = {
+    prov: dict[str, Any] = {
         "job_id": job_id,
         "model": builder.model,
         "prompt_version": builder.prompt_version("link"),
     }
+    if decisions.fallback:
+        result.fallbacks["links"] = decisions.fallback
+        prov = {
+            "job_id": job_id,
+            "model": None,
+            "prompt_version": HEURISTIC_POLICY,
+            "fallback": decisions.fallback,
+        }
     new_links = [
         link_store.NewLink(
             source_id=note.id,

@@ -16,6 +16,7 @@ from memsvc.jobs.queue import ClaimedJob
 from memsvc.llm import LLM, Usage
 from memsvc.store import ann, notes
 from memsvc.store.db import Database
+from memsvc.store.llm_usage import TenantBudget
 
 if TYPE_CHECKING:
     from memsvc.runtime import ModelRuntime
@@ -57,6 +58,13 @@ def _memory_ref(job: ClaimedJob) -> tuple[uuid.UUID, uuid.UUID]:
 async def run_enrich(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
     """A-MEM enrichment of the memory named in the payload."""
     tenant_id, memory_id = _memory_ref(job)
+    if ctx.llm is not None:
+        ctx.usage.budget = TenantBudget(
+            ctx.db,
+            tenant_id,
+            calls_per_hour=ctx.settings.llm.budget_calls_per_hour,
+            tokens_per_hour=ctx.settings.llm.budget_tokens_per_hour,
+        )
     result = await enrich_memory(
         ctx.db,
         tenant_id=tenant_id,

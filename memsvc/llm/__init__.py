@@ -4,14 +4,24 @@ With no model configured (``settings.llm.model`` unset) nothing here is used and
 feature runs in its documented heuristic mode.
 """
 
-from memsvc.llm.client import LLM, LiteLLM, Usage, build_llm
-from memsvc.llm.errors import LLMError, LLMOutputInvalid, LLMUnavailable
+from memsvc.llm.client import LLM, Breaker, Budget, LiteLLM, Usage, build_llm
+from memsvc.llm.errors import (
+    LLMBudgetExceeded,
+    LLMCircuitOpen,
+    LLMError,
+    LLMOutputInvalid,
+    LLMUnavailable,
+)
 from memsvc.llm.prompts import PROMPTS_DIR, REGISTRY, Prompt, render
 
 __all__ = [
     "LLM",
     "PROMPTS_DIR",
     "REGISTRY",
+    "Breaker",
+    "Budget",
+    "LLMBudgetExceeded",
+    "LLMCircuitOpen",
     "LLMError",
     "LLMOutputInvalid",
     "LLMUnavailable",

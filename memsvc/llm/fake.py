@@ -6,6 +6,7 @@ Tests and benchmarks use it to drive LLM mode deterministically: every call goes
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,8 +18,20 @@ from memsvc.llm.client import import_litellm
 
 litellm = import_litellm()
 
-# A script sees the chat messages and returns the reply text.
+# A script sees the chat messages and returns the reply text, or :data:`HANG` (the call
+# never answers), or raises (e.g. :func:`server_error`: the provider failed).
 Script = Callable[[list[dict[str, Any]]], str]
+
+HANG = "\x00memsvc-fake:hang"
+
+
+def server_error(status: int = 503) -> Exception:
+    """A provider failure as litellm raises it (5xx by default)."""
+    if status == 429:
+        return litellm.RateLimitError("rate limited", llm_provider="fake", model="scripted")  # type: ignore[no-any-return]
+    return litellm.InternalServerError(  # type: ignore[no-any-return]
+        f"upstream answered {status}", llm_provider="fake", model="scripted"
+    )
 
 
 @dataclass
@@ -29,7 +42,9 @@ class Call:
 
 
 class ScriptedLLM(CustomLLM):
-    """Answers each completion with ``script(messages)``; tokens counted as words."""
+    """Answers each completion with ``script(messages)``; tokens counted as words.
+
+    ``calls`` holds every call the provider received, answered or not."""
 
     def __init__(self, script: Script) -> None:
         super().__init__()
@@ -38,8 +53,14 @@ class ScriptedLLM(CustomLLM):
 
     async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
         msgs = [dict(m) for m in messages]
-        reply = self.script(msgs)
+        try:
+            reply = self.script(msgs)
+        except Exception as exc:
+            self.calls.append(Call(model=model, messages=msgs, reply=f"<{type(exc).__name__}>"))
+            raise
         self.calls.append(Call(model=model, messages=msgs, reply=reply))
+        if reply == HANG:
+            await asyncio.sleep(3600)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in msgs)
         completion_tokens = len(reply.split())
         return litellm.ModelResponse(

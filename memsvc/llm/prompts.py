@@ -79,3 +79,19 @@ def render(prompt: Prompt[C, R], context: C, *, directory: Path = PROMPTS_DIR) -
         raise TypeError(f"{prompt.id} needs a {prompt.context.__name__}")
     template = _env(directory).get_template(prompt.filename)
     return template.render(**context.model_dump(mode="json"))
+
+
+# The one repair prompt, shared by every task: sent once when a reply was not valid.
+REPAIR = "repair_json.v1"
+
+
+def render_repair(
+    prompt: Prompt[C, R], reply: str, error: str, *, directory: Path = PROMPTS_DIR
+) -> str:
+    """The repair request for ``prompt``: its schema, the invalid reply, "JSON only"."""
+    template = _env(directory).get_template(f"{REPAIR}.md.j2")
+    return template.render(
+        schema=json.dumps(prompt.response.model_json_schema(), separators=(",", ":")),
+        reply=reply[:4000],
+        error=error[:800],
+    )

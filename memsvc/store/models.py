@@ -102,6 +102,18 @@ class Tenant(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class LLMUsage(Base):
+    """LLM calls and tokens of one tenant in one clock hour (the LLM budget)."""
+
+    __tablename__ = "llm_usage"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 class ApiKey(Base):
     __tablename__ = "api_key"
     id: Mapped[uuid.UUID] = _uuid_pk()

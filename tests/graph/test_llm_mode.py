@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from memsvc.config import JobSettings, LLMSettings, Settings
+from memsvc.graph.builders import LLMBuilder
 from memsvc.llm import LiteLLM
 from memsvc.llm.fake import Registered, registered
 from tests.api.helpers import add, assert_error, make_cube, new_tenant_key
@@ -152,8 +153,8 @@ async def test_links_and_evolution_versions_with_provenance(
     assert len(await links_of(service, new["id"])) == 1
 
 
-async def test_invalid_output_is_retried_then_parked_and_retryable(
-    service: Service, script: tuple[Script, Registered]
+async def test_invalid_output_is_repaired_and_failed_jobs_are_parked_and_retryable(
+    service: Service, script: tuple[Script, Registered], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s, reg = script
     settings = llm_settings(service, reg.model, max_retries=1)
@@ -172,12 +173,21 @@ async def test_invalid_output_is_retried_then_parked_and_retryable(
         "next_cursor": None,
     }
 
-    # Always invalid: every try fails, the job is parked after its last attempt.
-    s.invalid_left = 10_000
+    # A failing enrichment (not the LLM's answers, which fall back to the heuristic:
+    # tests/graph/test_llm_faults.py) is retried, then parked as a dead letter.
+    broken = {"on": True}
+
+    async def construct_fails(self: LLMBuilder, note: Any, usage: Any) -> Any:
+        if broken["on"]:
+            raise RuntimeError("enrichment broke")
+        return await real_construct(self, note, usage)
+
+    real_construct = LLMBuilder.construct
+    monkeypatch.setattr(LLMBuilder, "construct", construct_fails)
     [mem] = await add(service, cube, {"content": "Caroline likes coffee."})
     calls_before = len(reg.handler.calls)
     await worker.run_until_idle()
-    assert len(reg.handler.calls) - calls_before == 5 * 2  # 5 attempts x (1 + 1 retry)
+    assert len(reg.handler.calls) == calls_before
     jobs = (await service.client.get("/v1/jobs", headers=service.auth())).json()
     assert jobs["counts"] == {"queued": 0, "running": 0, "failed": 1, "done": 1}
     [dead] = jobs["dead_letters"]
@@ -187,8 +197,7 @@ async def test_invalid_output_is_retried_then_parked_and_retryable(
         5,
         "failed",
     )
-    assert dead["last_error"].startswith("LLMOutputInvalid: enrich_note.v1: output still invalid")
-    assert dead["result"]["invalid_outputs"] == 2
+    assert dead["last_error"] == "RuntimeError: enrichment broke"
     got = (await service.client.get(f"/v1/memories/{mem['id']}", headers=service.auth())).json()
     assert got["enrichment_status"] == "failed" and got["version"] == 1
 
@@ -220,8 +229,8 @@ async def test_invalid_output_is_retried_then_parked_and_retryable(
         "job_not_failed",
     )
 
-    # Fixed model: retry puts it back in the queue and it completes.
-    s.invalid_left = 0
+    # Fixed: retry puts it back in the queue and it completes.
+    broken["on"] = False
     retried = await service.client.post(f"/v1/jobs/{dead['id']}/retry", headers=service.auth())
     assert retried.status_code == 200, retried.text
     assert (retried.json()["status"], retried.json()["attempts"]) == ("queued", 0)

@@ -11,12 +11,13 @@ from pydantic import ValidationError
 import memsvc.graph.prompts as gp
 from memsvc.graph import heuristics
 from memsvc.llm import PROMPTS_DIR, REGISTRY, render
+from memsvc.llm.prompts import render_repair
 
 
 def test_every_prompt_file_has_a_spec_and_renders() -> None:
     files = sorted(p.name for p in PROMPTS_DIR.glob("*.md.j2"))
-    assert files == ["enrich_note.v1.md.j2", "link_decide.v1.md.j2"]
-    assert sorted(p.filename for p in REGISTRY.values()) == files
+    assert files == ["enrich_note.v1.md.j2", "link_decide.v1.md.j2", "repair_json.v1.md.j2"]
+    assert sorted(p.filename for p in REGISTRY.values()) == files[:2]
     for prompt in REGISTRY.values():
         text = render(prompt, prompt.example)
         assert "{{" not in text and "{%" not in text
@@ -24,6 +25,8 @@ def test_every_prompt_file_has_a_spec_and_renders() -> None:
         for field in prompt.response.model_fields:
             assert f'"{field}"' in text  # the prompt names every response key
     assert "Caroline lives in Berlin." in render(gp.LINK_DECIDE, gp.LINK_DECIDE.example)
+    repair = render_repair(gp.ENRICH_NOTE, "Sure! tea", "the reply contains no JSON object")
+    assert "{{" not in repair and '"keywords"' in repair and "Sure! tea" in repair
 
 
 def test_rendering_is_strict() -> None:
