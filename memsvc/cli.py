@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from memsvc.api.app import Hook
@@ -66,17 +66,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     on_start, on_stop = worker_hooks(settings)
 
-    async def announce(_: object) -> None:
-        took = time.perf_counter() - started
-        print(f"memsvc: ready on http://{settings.host}:{settings.port} in {took:.1f}s", flush=True)
-
     from memsvc import logs
 
     logs.configure(level=settings.log_level, debug_content=settings.log.debug_content)
-    app = create_app(settings, on_start=(*on_start, announce), on_stop=on_stop)
+    app = create_app(settings, on_start=on_start, on_stop=on_stop)
     from memsvc.api.protocol import h11_with_header_timeout
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -90,6 +86,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=5,
         http=h11_with_header_timeout(settings.limits.header_timeout_s),
     )
+
+    class Server(uvicorn.Server):
+        """Says it is ready once it listens (the app's start-up runs before the bind, so a
+        client that acted on an earlier message could be refused)."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                took = time.perf_counter() - started
+                print(
+                    f"memsvc: ready on http://{settings.host}:{settings.port} in {took:.1f}s",
+                    flush=True,
+                )
+
+    Server(config).run()
     return 0
 
 
