@@ -28,14 +28,13 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import local_instance
+from locomo import _client, turns_in_rank_order
 
 from memsvc.schemas import (
     ChannelConfig,
@@ -122,15 +121,6 @@ def write(client: MemoryClient, cube: str, items: list[tuple[str, MemoryCreate]]
             client.add_many(cube, plain[i : i + 100])
 
 
-def turns_in_rank_order(results: list[Any]) -> list[str]:
-    seen: dict[str, None] = {}
-    for r in results:
-        for s in r.memory.sources:
-            if s.external_id:
-                seen.setdefault(s.external_id, None)
-    return list(seen)
-
-
 def run(client: MemoryClient, data: list[dict[str, Any]], how: str) -> dict[str, Any]:
     scores: dict[str, dict[str, dict[str, list[float]]]] = {
         v: defaultdict(lambda: defaultdict(list)) for v in VARIANTS
@@ -192,16 +182,6 @@ def run(client: MemoryClient, data: list[dict[str, Any]], how: str) -> dict[str,
     }
 
 
-@contextmanager
-def _client(args: argparse.Namespace) -> Iterator[MemoryClient]:
-    ctx = nullcontext(None) if args.url else local_instance(backend=args.backend)
-    with ctx as inst:
-        url = args.url or inst.url  # type: ignore[union-attr]
-        key = args.api_key or inst.api_key  # type: ignore[union-attr]
-        with MemoryClient(url, key, timeout=600) as client:
-            yield client
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", required=True, type=Path)
@@ -213,7 +193,7 @@ def main() -> None:
     ap.add_argument("--backend", default=None, help="embedder backend for the local instance")
     args = ap.parse_args()
     data = json.loads(args.data.read_text())[: args.limit]
-    with _client(args) as client:
+    with _client(args, timeout=600) as client:
         report = run(client, data, args.write)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     summary = {k: v for k, v in report.items() if k != "per_question"}

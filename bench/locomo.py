@@ -187,12 +187,13 @@ def run(
 
 
 @contextmanager
-def _client(args: argparse.Namespace) -> Iterator[MemoryClient]:
+def _client(args: argparse.Namespace, timeout: float = 300) -> Iterator[MemoryClient]:
+    """A client of ``--url`` with ``--api-key``, else of a throwaway local instance."""
     ctx = nullcontext(None) if args.url else local_instance(backend=args.backend)
     with ctx as inst:
         url = args.url or inst.url  # type: ignore[union-attr]
         key = args.api_key or inst.api_key  # type: ignore[union-attr]
-        with MemoryClient(url, key, timeout=300) as client:
+        with MemoryClient(url, key, timeout=timeout) as client:
             yield client
 
 
