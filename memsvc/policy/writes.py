@@ -16,9 +16,9 @@ from memsvc.errors import PayloadTooLarge, ValidationFailed
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
 from memsvc.schemas.memories import SourceCreate, check_memory
-from memsvc.store import ann, cubes, edits, idempotency
+from memsvc.store import ann, context, cubes, edits, idempotency
 from memsvc.store import memories as store
-from memsvc.store.indexing import build_index_text, placed_text, session_context
+from memsvc.store.indexing import CONTEXT_MARK, build_index_text, occurred_at, placed_text
 from memsvc.store.tenants import Principal
 
 # Memories embedded per model call on the write path (matches the runtime's batch size).
@@ -115,9 +115,25 @@ async def create_memories(
         if replay is not None:
             return MemoryList.model_validate(replay.body)
     # The embedding is of the memory itself; the full-text index also gets the preceding
-    # turns of its session (answers are found by their question's words). Embedding the
-    # context too measured no better on LoCoMo and costs ~2x embedder time.
-    contexts = session_context([(m.session_id, placed_text(m)) for m in batch.memories])
+    # turns of its thread, from the store as well as from this request, so how a client
+    # splits its writes does not change what search finds (``memsvc.store.context``).
+    # Embedding the context too measured no better on LoCoMo and costs ~2x embedder time.
+    threads = [
+        context.thread_of(
+            session_id=m.session_id,
+            occurred_at=occurred_at(m.sources),
+            user_id=m.user_id,
+            agent_id=m.agent_id,
+        )
+        for m in batch.memories
+    ]
+    stored = await context.stored_tails(
+        session,
+        tenant_id=principal.tenant_id,
+        cube_id=cube_id,
+        threads={t for t in threads if t is not None},
+    )
+    contexts = context.contexts(threads, [placed_text(m) for m in batch.memories], stored)
     own = [build_index_text(m.content, tags=m.tags, sources=m.sources) for m in batch.memories]
     texts = [
         build_index_text(m.content, tags=m.tags, sources=m.sources, context=ctx)
@@ -220,6 +236,9 @@ async def update_memory(
             sources=current.sources,
         )
         vec = (await runtime.embed([index_text]))[0]
+        # The turns said before it are unchanged by an edit of the memory itself.
+        _, mark, ctx = edit.index_text.partition(CONTEXT_MARK)
+        index_text += mark + ctx
     return await store.update_memory(
         session,
         tenant_id=principal.tenant_id,

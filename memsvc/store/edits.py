@@ -57,6 +57,8 @@ class Edit:
 
     memory: MemoryRead
     rebased_over: list[int] = field(default_factory=list)
+    # What it is indexed by now (its conversational context is kept when content changes).
+    index_text: str = ""
 
 
 def edited_fields(data: MemoryUpdate) -> frozenset[str]:
@@ -147,4 +149,6 @@ async def begin(
             current=mem.version,
             fields=edited_fields(data),
         )
-    return Edit(memory=(await read_many(session, [mem]))[0], rebased_over=over)
+    return Edit(
+        memory=(await read_many(session, [mem]))[0], rebased_over=over, index_text=mem.index_text
+    )

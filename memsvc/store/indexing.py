@@ -52,22 +52,6 @@ def build_index_text(
     return text
 
 
-def session_context(
-    items: Sequence[tuple[str | None, str]], *, turns: int = CONTEXT_TURNS
-) -> list[list[str]]:
-    """For each ``(session_id, text)`` of a batch, the texts of up to ``turns`` preceding
-    items of the same (non-null) session, oldest first."""
-    out: list[list[str]] = []
-    for i, (session, _) in enumerate(items):
-        ctx: list[str] = []
-        j = i - 1
-        while session is not None and j >= 0 and len(ctx) < turns and items[j][0] == session:
-            ctx.insert(0, items[j][1])
-            j -= 1
-        out.append(ctx)
-    return out
-
-
 def occurred_at(sources: Sequence[Placed]) -> datetime | None:
     """When the memory happened: the earliest dated source."""
     dates = [s.occurred_at for s in sources if s.occurred_at]

@@ -221,6 +221,13 @@ class Memory(Base):
             postgresql_where=text("ann"),
         ),
         Index("ix_memory_cube_unindexed", "cube_id", postgresql_where=text("NOT ann")),
+        Index(
+            "ix_memory_cube_session",
+            "cube_id",
+            "session_id",
+            "created_at",
+            postgresql_where=text("session_id IS NOT NULL"),
+        ),
     )
 
 

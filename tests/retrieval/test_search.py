@@ -147,6 +147,68 @@ async def test_session_context_finds_answers(service: Service) -> None:
     assert body["results"][1]["memory"]["content"] == "Last Saturday, it was lovely."
 
 
+CONVERSATION = [
+    ("Mel", "When did you go to the pottery workshop?"),
+    ("Caro", "Last Saturday, it was lovely."),
+    ("Mel", "Did you make anything there?"),
+    ("Caro", "A blue bowl for my mum, she keeps her keys in it."),
+    ("Mel", "How is the adoption going?"),
+    ("Caro", "We met the agency on Friday and the interview went well."),
+    ("Mel", "What did you do at the weekend?"),
+    ("Caro", "We went camping by the lake with the kids."),
+]
+QUERIES = ["pottery workshop", "what did Caro make", "adoption agency interview", "weekend lake"]
+
+
+def turns(session: str | None, day: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "content": text,
+            **({"session_id": session} if session else {}),
+            "sources": [{"speaker": who, "occurred_at": f"{day}T10:{i:02d}:00Z"}],
+        }
+        for i, (who, text) in enumerate(CONVERSATION)
+    ]
+
+
+async def rankings(svc: Service, cube: str) -> list[list[str]]:
+    return [contents(await search(svc, cube, query=q, top_k=8)) for q in QUERIES]
+
+
+@pytest.mark.parametrize("session", ["s1", None], ids=["session_id", "same_day"])
+async def test_rankings_do_not_depend_on_how_writes_are_split(
+    service: Service, session: str | None
+) -> None:
+    """A turn's context comes from the store: one turn a request ranks as one batch does,
+    threads being the session, or else the day (and user/agent) of sessionless memories."""
+    whole, one_by_one = await make_cube(service, "whole"), await make_cube(service, "turns")
+    noise = {"content": "Unrelated note about Saturday errands", "session_id": "other"}
+    await add(service, whole, noise, *turns(session, "2023-05-08"))
+    await add(service, one_by_one, noise)
+    for item in turns(session, "2023-05-08"):
+        await add(service, one_by_one, item)
+    got = await rankings(service, one_by_one)
+    assert got == await rankings(service, whole)
+    # The answer is found by its question's words, written alone as it was.
+    fulltext = {"vector": None, "fulltext": {"weight": 1, "depth": 10}}
+    body = await search(service, one_by_one, query="pottery workshop", config=fulltext)
+    assert "Last Saturday, it was lovely." in contents(body)
+
+
+async def test_an_edit_keeps_the_context_it_was_indexed_with(service: Service) -> None:
+    cube = await make_cube(service, "edit-ctx")
+    first, second = (await add(service, cube, *turns("s1", "2023-05-08")))[:2]
+    resp = await service.client.patch(
+        f"/v1/memories/{second['id']}",
+        json={"content": "Last Saturday, it was lovely and sunny.", "expected_version": 1},
+        headers=service.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    fulltext = {"vector": None, "fulltext": {"weight": 1, "depth": 10}}
+    body = await search(service, cube, query="pottery workshop", config=fulltext)
+    assert contents(body)[:2] == [first["content"], "Last Saturday, it was lovely and sunny."]
+
+
 def dated(content: str, when: str, **extra: Any) -> dict[str, Any]:
     return {"content": content, "sources": [{"speaker": "Ann", "occurred_at": when}], **extra}
 
