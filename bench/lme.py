@@ -13,9 +13,10 @@ no ``session_id``.
 Every question is searched several ways through the API, so one run says which channel
 finds what: the ``hybrid`` preset, the vector channel alone, BM25 alone, and an equal RRF
 of the two (k = 60) — the service's own versions of the README's plain baselines.
-Metrics: turn recall@10 (``has_answer`` turns among the first 10 result turns, flattened,
-deduplicated), session recall_any@5 / recall_all@5 (answer sessions among the sessions of
-the top 5 results), per question type and overall. No LLM is used.
+The question's date is the search's ``now``. Metrics: turn recall@10 (``has_answer``
+turns among the first 10 result turns, flattened, deduplicated), session recall_any@5 /
+recall_all@5 (answer sessions among the sessions of the top 5 results), per question type
+and overall. No LLM is used.
 """
 
 from __future__ import annotations
@@ -146,7 +147,12 @@ def run(client: MemoryClient, data: list[dict[str, Any]], how: str) -> dict[str,
         row: dict[str, Any] = {"id": q["question_id"], "type": q["question_type"]}
         for name, spec in VARIANTS.items():
             t0 = time.perf_counter()
-            resp = client.search(cube.id, SearchRequest(query=q["question"], top_k=10, **spec))
+            resp = client.search(
+                cube.id,
+                SearchRequest(
+                    query=q["question"], top_k=10, now=lme_date(q["question_date"]), **spec
+                ),
+            )
             latencies[name].append((time.perf_counter() - t0) * 1000)
             turns = turns_in_rank_order(resp.results)[:10]
             sessions5 = {t.split("#")[0] for t in turns_in_rank_order(resp.results[:5])}

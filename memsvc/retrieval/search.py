@@ -57,6 +57,8 @@ Embed = Callable[[str], Awaitable[np.ndarray]]
 Rerank = Callable[[str, list[str]], Awaitable[np.ndarray | None]]
 
 DEFAULT_EXACT_THRESHOLD = 20_000
+# The share of its fused score a memory keeps when it is not valid at the asker's ``now``.
+NOT_VALID_FACTOR = 0.5
 
 
 @dataclass
@@ -126,22 +128,40 @@ async def _with_signals(
     cfg: RetrievalConfig,
     now: datetime,
 ) -> list[tuple[uuid.UUID, float]]:
-    """Add recency (half-life decay of when it happened) and importance to fused scores."""
-    if not fused or (cfg.recency_weight <= 0 and cfg.importance_weight <= 0):
+    """Add recency (half-life decay of when it happened, seen from ``now``) and importance to
+    fused scores; a memory not valid at ``now`` (superseded, or not yet valid) keeps
+    ``NOT_VALID_FACTOR`` of its score, so the current statement of a changing fact ranks
+    first and the older one stays findable."""
+    if not fused:
         return fused
+    signals = cfg.recency_weight > 0 or cfg.importance_weight > 0
     ids = [mid for mid, _ in fused]
-    rows = await session.execute(
-        select(Memory.id, Memory.occurred_at, Memory.created_at, Memory.importance).where(
-            Memory.id.in_(ids)
-        )
+    cols = (Memory.id, Memory.occurred_at, Memory.created_at, Memory.importance)
+    valid = (Memory.valid_from.is_(None) | (Memory.valid_from <= now)) & (
+        Memory.valid_to.is_(None) | (Memory.valid_to > now)
     )
+    stmt = select(*cols).where(Memory.id.in_(ids))
+    if not signals:  # only the memories that are not valid at ``now`` matter
+        stmt = stmt.where(~valid)
+    factor: dict[uuid.UUID, float] = {}
     bonus: dict[uuid.UUID, float] = {}
-    for mid, occurred, created, importance in rows:
-        age_days = max((now - (occurred or created)).total_seconds() / 86400, 0.0)
-        recency = math.pow(0.5, age_days / cfg.recency_half_life_days)
-        bonus[mid] = cfg.recency_weight * recency + cfg.importance_weight * float(importance)
-    out = [(mid, s + bonus.get(mid, 0.0)) for mid, s in fused]
+    rows = (await session.execute(stmt.add_columns(valid))).all()
+    for mid, occurred, created, importance, is_valid in rows:
+        if not is_valid:
+            factor[mid] = NOT_VALID_FACTOR
+        if signals:
+            age_days = max((now - (occurred or created)).total_seconds() / 86400, 0.0)
+            recency = math.pow(0.5, age_days / cfg.recency_half_life_days)
+            bonus[mid] = cfg.recency_weight * recency + cfg.importance_weight * float(importance)
+    if not factor and not bonus:
+        return fused
+    out = [(mid, s * factor.get(mid, 1.0) + bonus.get(mid, 0.0)) for mid, s in fused]
     return sorted(out, key=lambda kv: (-kv[1], str(kv[0])))
+
+
+def asked_at(request: SearchRequest) -> datetime:
+    """The instant a search is asked at: its ``now``, else its ``as_of``, else the clock."""
+    return request.now or request.as_of or datetime.now(UTC)
 
 
 def explain(cands: Candidates, mid: uuid.UUID) -> dict[str, ChannelHit]:
@@ -269,7 +289,7 @@ async def gather(
             scope, request.query, request.as_of, config.fulltext.depth, config.lexical_scorer
         )
     if config.time is not None:
-        periods = parse_periods(request.query, now=request.as_of)
+        periods = parse_periods(request.query, now=asked_at(request))
         if periods:
             cands.by_channel["time"] = await time_channel(
                 session, base, periods, query_vec, config.time.depth
@@ -331,9 +351,7 @@ async def search(
     cands = await gather(scope, request, config, query_vec)
     if scope.approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
         await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
-    fused = await _with_signals(
-        session, fuse(cands, config), config, request.as_of or datetime.now(UTC)
-    )
+    fused = await _with_signals(session, fuse(cands, config), config, asked_at(request))
     head_n = max(request.top_k, config.rerank_depth if rerank and config.rerank else 0)
     top_ids = [mid for mid, _ in fused[:head_n]]
     rows = {

@@ -2,7 +2,8 @@
 
 A small rule parser: no model, no network, predictable. Each match is a half-open
 ``Period`` [start, end) in UTC; a month named without a year matches that month of any
-year. Relative phrases ("yesterday", "last week") are read against ``now``.
+year. Relative phrases ("yesterday", "last week", "last Saturday", "two weeks ago") are read
+against ``now``: the asker's current time when the request gives one.
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ _PATTERNS: list[re.Pattern[str]] = [
 ]
 _RELATIVE = re.compile(
     r"\b(?P<rel>yesterday|today|last\s+(?:week|month|year)|this\s+(?:week|month|year))\b", re.I
+)
+_WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_name)}
+_WEEKDAY = re.compile(
+    r"\b(?P<which>last|this\s+past|past|on)\s+(?P<wd>" + "|".join(calendar.day_name) + r")\b",
+    re.I,
+)
+_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_COUNTS.update({"seven": 7, "eight": 8, "nine": 9, "ten": 10, "couple of": 2, "few": 3})
+_AGO = re.compile(
+    r"\b(?P<n>\d{1,3}|a|an|one|two|three|four|five|six|seven|eight|nine|ten|(?:a\s+)?couple\s+of"
+    r"|(?:a\s+)?few)\s+(?P<unit>day|week|month|year)s?\s+ago\b",
+    re.I,
 )
 _PART_WEEK = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2}
 _PART_WEEK.update({"fourth": 3, "4th": 3})
@@ -120,6 +133,35 @@ def _relative(word: str, now: datetime) -> Period:
     return Period(_dt(year, 1), _dt(year + 1, 1), text=word)
 
 
+def _weekday(m: re.Match[str], now: datetime) -> Period:
+    """``last Saturday``: the latest such day before today (a week back if today is one)."""
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    back = (day.weekday() - _WEEKDAYS[m.group("wd").lower()]) % 7 or 7
+    start = day - timedelta(days=back)
+    return Period(start, start + timedelta(days=1), text=m.group(0))
+
+
+def _ago(m: re.Match[str], now: datetime) -> Period:
+    """``two weeks ago``: a span around that instant, as wide as the unit is vague."""
+    raw = " ".join(m.group("n").lower().split()).removeprefix("a ")
+    n = int(raw) if raw.isdigit() else _COUNTS.get(raw, 1)
+    unit = m.group("unit").lower()
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "day":
+        at = day - timedelta(days=n)
+        return Period(at - timedelta(days=1), at + timedelta(days=2), text=m.group(0))
+    if unit == "week":
+        at = day - timedelta(weeks=n)
+        return Period(at - timedelta(days=4), at + timedelta(days=4), text=m.group(0))
+    if unit == "month":
+        first = day.replace(day=1)
+        for _ in range(n):
+            first = (first - timedelta(days=1)).replace(day=1)
+        start, end = _month_span(first.year, first.month)
+        return Period(start - timedelta(days=7), end + timedelta(days=7), text=m.group(0))
+    return Period(_dt(day.year - n, 1), _dt(day.year - n + 1, 1), text=m.group(0))
+
+
 def parse_periods(query: str, *, now: datetime | None = None) -> list[Period]:
     """The periods ``query`` names, most specific first; [] when it names none."""
     found: list[Period] = []
@@ -133,8 +175,15 @@ def parse_periods(query: str, *, now: datetime | None = None) -> list[Period]:
             if period is not None:
                 found.append(period)
                 taken.append(span)
+    at = now or datetime.now(UTC)
+    for pattern, read in ((_WEEKDAY, _weekday), (_AGO, _ago)):
+        for m in pattern.finditer(query):
+            if any(m.start() < e and s < m.end() for s, e in taken):
+                continue
+            found.append(read(m, at))
+            taken.append(m.span())
     for m in _RELATIVE.finditer(query):
         if any(m.start() < e and s < m.end() for s, e in taken):
             continue
-        found.append(_relative(m.group("rel"), now or datetime.now(UTC)))
+        found.append(_relative(m.group("rel"), at))
     return found

@@ -55,6 +55,11 @@ class SearchRequest(WireModel):
     preset: str | None = None
     config: RetrievalConfig | None = None
     as_of: Timestamp | None = None
+    # The asker's current time (default: the service's clock, or ``as_of`` when given).
+    # Relative phrases ("last Saturday", "two weeks ago") are read against it, recency is
+    # measured from it, and memories no longer valid at it rank below those that are.
+    # Unlike ``as_of`` it filters nothing out.
+    now: Timestamp | None = None
     explain: bool = False
 
 

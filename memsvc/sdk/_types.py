@@ -89,4 +89,5 @@ class SearchFields(TypedDict, total=False):
     preset: str | None
     config: RetrievalConfig | None
     as_of: datetime | None
+    now: datetime | None
     explain: bool

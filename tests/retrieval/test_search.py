@@ -302,3 +302,44 @@ async def test_exact_path_returns_true_nearest(service: Service, runtime: Any) -
     scores = [r["explain"]["vector"]["score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)
     assert scores[0] == pytest.approx(float(np.max(vecs @ q)), abs=1e-4)
+
+
+async def test_now_reads_relative_phrases_and_prefers_what_is_valid_then(
+    service: Service,
+) -> None:
+    cube = await make_cube(service, "now")
+    await add(
+        service,
+        cube,
+        dated("Went to a pottery class with Mel", "2023-05-27T10:00:00Z"),  # a Saturday
+        dated("Went to a climbing class with Mel", "2023-05-20T10:00:00Z"),
+        dated("Lives in Boston", "2022-01-10T10:00:00Z", valid_to="2023-03-01T00:00:00Z"),
+        dated("Lives in Denver", "2023-03-01T10:00:00Z", valid_from="2023-03-01T00:00:00Z"),
+    )
+    time_only = {"vector": None, "fulltext": None, "time": {"weight": 1, "depth": 10}}
+    asked = "2023-05-30T23:40:00Z"
+    body = await search(service, cube, query="the class last Saturday", config=time_only, now=asked)
+    assert contents(body) == ["Went to a pottery class with Mel"]
+    # Without ``now`` the phrase is read against today's date: no memory falls in it.
+    assert (
+        contents(await search(service, cube, query="the class last Saturday", config=time_only))
+        == []
+    )
+
+    # The statement valid at ``now`` ranks first; the superseded one is still found.
+    where = await search(service, cube, query="Where does Ann live? Boston", now=asked)
+    assert contents(where)[0] == "Lives in Denver" and "Lives in Boston" in contents(where)
+    # Asked in 2022, the Boston memory was the valid one.
+    then = await search(
+        service, cube, query="Where does Ann live? Boston", now="2022-06-01T00:00:00Z"
+    )
+    assert contents(then)[0] == "Lives in Boston"
+
+
+async def test_now_is_a_validated_timestamp(service: Service) -> None:
+    cube = await make_cube(service, "now-bad")
+    for bad in ("yesterday", "0001-01-01T00:00:00+14:00", 10**30):
+        resp = await service.client.post(
+            f"/v1/cubes/{cube}/search", json={"query": "x", "now": bad}, headers=service.auth()
+        )
+        assert_error(resp, 422)
