@@ -16,10 +16,10 @@ from collections.abc import Hashable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.store.indexing import CONTEXT_TURNS
+from memsvc.store.indexing import CONTEXT_TURNS, context_line
 from memsvc.store.models import Memory, MemorySource, Source
 
 # ("session", session_id) or ("day", date, user_id, agent_id); None: no thread, no context.
@@ -41,6 +41,22 @@ def thread_of(
     return None
 
 
+def in_thread(thread: Thread) -> list[ColumnElement[bool]]:
+    """SQL conditions on ``Memory`` for the memories of a thread (within a cube)."""
+    if thread[0] == "session":
+        return [Memory.session_id == thread[1]]
+    day: Any = thread[1]
+    assert isinstance(day, date)
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    return [
+        Memory.session_id.is_(None),
+        Memory.occurred_at >= start,
+        Memory.occurred_at < start + timedelta(days=1),
+        Memory.user_id.is_not_distinct_from(thread[2]),
+        Memory.agent_id.is_not_distinct_from(thread[3]),
+    ]
+
+
 def in_batch(threads: Sequence[Thread | None], texts: Sequence[str]) -> list[list[str]]:
     """For each item of a batch, the texts of up to ``CONTEXT_TURNS`` preceding items of its
     thread, oldest first (the batch is in creation order)."""
@@ -56,16 +72,11 @@ def in_batch(threads: Sequence[Thread | None], texts: Sequence[str]) -> list[lis
     return out
 
 
-def _placed(content: str, speakers: list[str | None] | None) -> str:
-    named = list(dict.fromkeys(s for s in speakers or () if s))
-    return f"{', '.join(named)}: {content}" if named else content
-
-
 async def stored_tails(
     session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID, threads: set[Thread]
 ) -> dict[Thread, list[str]]:
-    """Each thread's latest ``CONTEXT_TURNS`` stored memories (active ones), as placed texts
-    (``Speaker: content``), oldest first. One query per thread kind."""
+    """Each thread's latest ``CONTEXT_TURNS`` stored memories (active ones), as context lines
+    (``Speaker: first words``), oldest first. One query for the sessions, one per day."""
     out: dict[Thread, list[str]] = {}
     speakers = (
         select(func.array_agg(Source.speaker).filter(Source.speaker.is_not(None)))
@@ -99,27 +110,17 @@ async def stored_tails(
             .order_by(ranked.c.session_id, ranked.c.created_at)
         )
         for sid, content, spk in rows:
-            out.setdefault(("session", sid), []).append(_placed(content, spk))
+            out.setdefault(("session", sid), []).append(context_line(spk or (), content))
     for thread in threads:
         if thread[0] != "day":
             continue
-        day: Any = thread[1]
-        assert isinstance(day, date)
-        start = datetime.combine(day, time(), tzinfo=UTC)
         latest = await session.execute(
             select(Memory.content, speakers)
-            .where(
-                *live,
-                Memory.session_id.is_(None),
-                Memory.occurred_at >= start,
-                Memory.occurred_at < start + timedelta(days=1),
-                Memory.user_id.is_not_distinct_from(thread[2]),
-                Memory.agent_id.is_not_distinct_from(thread[3]),
-            )
+            .where(*live, *in_thread(thread))
             .order_by(Memory.created_at.desc(), Memory.id.desc())
             .limit(CONTEXT_TURNS)
         )
-        tail = [_placed(content, spk) for content, spk in latest]
+        tail = [context_line(spk or (), content) for content, spk in latest]
         if tail:
             out[thread] = tail[::-1]
     return out

@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.store import memories
+from memsvc.store import context, memories
 from memsvc.store.caches import caches_of
 from memsvc.store.idempotency import tombstone
-from memsvc.store.indexing import CONTEXT_MARK
+from memsvc.store.indexing import CONTEXT_MARK, said_in_context
 from memsvc.store.models import (
     AuditLog,
     Job,
@@ -145,24 +145,32 @@ async def _said(session: AsyncSession, mem: Memory) -> list[str]:
 
 
 async def _reindex_session(session: AsyncSession, mem: Memory, texts: list[str]) -> int:
-    """Drop the memory's words from the session context of later memories' index texts."""
-    if mem.session_id is None or not texts:
+    """Drop the memory's words from the context of later memories of its thread (their
+    index texts, see ``memsvc.store.context``)."""
+    thread = context.thread_of(
+        session_id=mem.session_id,
+        occurred_at=mem.occurred_at,
+        user_id=mem.user_id,
+        agent_id=mem.agent_id,
+    )
+    if thread is None or not texts:
         return 0
     rows = (
         await session.execute(
             select(Memory.id, Memory.index_text).where(
                 Memory.cube_id == mem.cube_id,
-                Memory.session_id == mem.session_id,
+                *context.in_thread(thread),
                 Memory.id != mem.id,
                 Memory.index_text.contains(CONTEXT_MARK),
             )
         )
     ).all()
+    said = [said_in_context(t) for t in texts]
     changed = 0
     for other_id, index_text in rows:
         own, _, ctx = index_text.partition(CONTEXT_MARK)
         turns = ctx.removesuffix(")").split(" / ")
-        kept = [t for t in turns if not any(s in t for s in texts)]
+        kept = [t for t in turns if not any(s in t for s in said)]
         if len(kept) == len(turns):
             continue
         rebuilt = own + (CONTEXT_MARK + " / ".join(kept) + ")" if kept else "")

@@ -20,8 +20,13 @@ def _fmt_date(at: datetime) -> str:
     return f"{at.day} {at.strftime('%B %Y')}"
 
 
-# How many earlier memories of the same session a memory is indexed with (see below).
+# How many earlier memories of the same thread a memory is indexed with (see below), and
+# how many words of each: enough for the question a short reply answers. A long preceding
+# message in full drowned the memory's own words (bench/context_window.py, BM25 turn
+# recall@10: lme_dev 0.656 with whole turns, 0.783 cut at 40 words, 0.750 with no context;
+# locomo_dev 0.677 either way, 0.565 with none).
 CONTEXT_TURNS = 2
+CONTEXT_WORDS = 40
 # Where the session context starts in an index text (erasure cuts turns out after it).
 CONTEXT_MARK = "\n(context: "
 
@@ -65,7 +70,19 @@ class _Said(Protocol):
     def sources(self) -> Sequence[Placed]: ...
 
 
+def said_in_context(content: str) -> str:
+    """What of a memory's content goes into a later memory's context: its first
+    ``CONTEXT_WORDS`` words, whitespace collapsed."""
+    return " ".join(content.split()[:CONTEXT_WORDS])
+
+
+def context_line(speakers: Iterable[str | None], content: str) -> str:
+    """A memory as a line of a later memory's context: ``Speaker: its first words``."""
+    named = list(dict.fromkeys(s for s in speakers if s))
+    said = said_in_context(content)
+    return f"{', '.join(named)}: {said}" if named else said
+
+
 def placed_text(memory: _Said) -> str:
-    """A memory as a context line: ``Speaker: content``."""
-    speakers = list(dict.fromkeys(s.speaker for s in memory.sources if s.speaker))
-    return f"{', '.join(speakers)}: {memory.content}" if speakers else memory.content
+    """A memory being written, as a context line (``context_line``)."""
+    return context_line((s.speaker for s in memory.sources), memory.content)

@@ -185,3 +185,33 @@ async def test_sdk_replay_of_an_erased_create_raises_gone(service: Service) -> N
         # Every SDK create carries a key of its own: a fresh one writes anew.
         again = await c.add_many(cube.id, [MemoryCreate(content="a new fact")])
         assert [m.content for m in again] == ["a new fact"]
+
+
+@pytest.mark.parametrize("session", ["s1", None], ids=["session", "same_day"])
+async def test_erasure_reaches_the_context_of_later_turns_written_apart(
+    service: Service, database_url: str, session: str | None
+) -> None:
+    """A later turn written in its own request took the erased one as context from the
+    store (its thread: the session, else the day); a long turn is there only by its first
+    words. Erasure cuts it out of both."""
+    cube = await make_cube(service)
+    long_secret = f"{MARKER} " + " ".join(f"word{i}" for i in range(300))
+    ids = []
+    for content in (f"Dana's locker code is {MARKER}", long_secret, "Dana goes to the gym"):
+        item = {
+            "content": content,
+            **({"session_id": session} if session else {}),
+            "sources": [{"speaker": "Dana", "occurred_at": "2023-05-08T10:00:00Z"}],
+        }
+        resp = await service.client.post(
+            f"/v1/cubes/{cube}/memories", json={"memories": [item]}, headers=service.auth()
+        )
+        assert resp.status_code == 201, resp.text
+        ids.append(resp.json()["items"][0]["id"])
+    assert surviving_copies(database_url, MARKER).get("memory") == 3  # itself + contexts
+    for mid in ids[:2]:
+        resp = await service.client.delete(
+            f"/v1/memories/{mid}", params={"hard": "true"}, headers=service.auth()
+        )
+        assert resp.status_code == 204
+    assert "memory" not in surviving_copies(database_url, MARKER)
