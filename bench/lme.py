@@ -29,13 +29,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from locomo import _client, turns_in_rank_order
+from locomo import _client, dump_candidates, turns_in_rank_order
 
 from memsvc.schemas import (
     ChannelConfig,
@@ -122,7 +123,9 @@ def write(client: MemoryClient, cube: str, items: list[tuple[str, MemoryCreate]]
             client.add_many(cube, plain[i : i + 100])
 
 
-def run(client: MemoryClient, data: list[dict[str, Any]], how: str) -> dict[str, Any]:
+def run(
+    client: MemoryClient, data: list[dict[str, Any]], how: str, dump: TextIO | None = None
+) -> dict[str, Any]:
     scores: dict[str, dict[str, dict[str, list[float]]]] = {
         v: defaultdict(lambda: defaultdict(list)) for v in VARIANTS
     }
@@ -169,6 +172,16 @@ def run(client: MemoryClient, data: list[dict[str, Any]], how: str) -> dict[str,
                     scores[name]["all"][metric].append(value)
             row[name] = got
         per_question.append(row)
+        if dump is not None:
+            dump_candidates(
+                client,
+                cube.id,
+                dump,
+                group=f"lme/{q['question_id']}",
+                query=q["question"],
+                relevant=answer_turns,
+                now=lme_date(q["question_date"]),
+            )
         client.delete_cube(cube.id)
 
     def mean(xs: list[float]) -> float:
@@ -193,14 +206,18 @@ def main() -> None:
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--write", choices=("turn", "session", "batch"), default="turn")
+    ap.add_argument("--dump", type=Path, help="write each question's candidates (JSONL) here")
     ap.add_argument("--limit", type=int, default=None, help="the first N questions only")
     ap.add_argument("--url")
     ap.add_argument("--api-key")
     ap.add_argument("--backend", default=None, help="embedder backend for the local instance")
     args = ap.parse_args()
     data = json.loads(args.data.read_text())[: args.limit]
-    with _client(args, timeout=600) as client:
-        report = run(client, data, args.write)
+    with (
+        _client(args, timeout=600) as client,
+        open(args.dump, "w") if args.dump else nullcontext() as dump,
+    ):
+        report = run(client, data, args.write, dump)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     summary = {k: v for k, v in report.items() if k != "per_question"}
     print(json.dumps(summary, indent=2))

@@ -28,13 +28,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _server import local_instance
 
-from memsvc.schemas import MemoryCreate, SearchRequest, SourceCreate
+from memsvc.schemas import (
+    ChannelConfig,
+    MemoryCreate,
+    RetrievalConfig,
+    SearchRequest,
+    SourceCreate,
+)
 from memsvc.sdk import MemoryClient
 
 _EVIDENCE = re.compile(r"^D:?(\d+):0*(\d+)$")
@@ -97,6 +103,47 @@ def turns_in_rank_order(results: list[Any]) -> list[str]:
     return list(seen)
 
 
+# The wide search whose candidates train the learned ranker (``memsvc ranker train``): every
+# channel of ``hybrid``, deeper, with each candidate's per-channel ranks and scores.
+DUMP_CONFIG = RetrievalConfig(
+    vector=ChannelConfig(weight=1.0, depth=100),
+    fulltext=ChannelConfig(weight=2.0, depth=100),
+    time=ChannelConfig(weight=1.0, depth=50),
+    graph=ChannelConfig(weight=0.25, depth=50),
+    rrf_k=20,
+)
+
+
+def dump_candidates(
+    client: MemoryClient,
+    cube: str,
+    out: TextIO,
+    *,
+    group: str,
+    query: str,
+    relevant: set[str],
+    now: datetime | None = None,
+) -> None:
+    """One JSON line: a question, its candidates as search returns them (explain on) and
+    which turns answer it; the labelled data format of ``memsvc ranker train``."""
+    resp = client.search(
+        cube,
+        SearchRequest(query=query, top_k=300, config=DUMP_CONFIG, explain=True, now=now),
+    )
+    line = {
+        "group": group,
+        "query": query,
+        "now": now.isoformat() if now else None,
+        "results": [r.model_dump(mode="json") for r in resp.results],
+        "relevant": sorted(
+            r.memory.id
+            for r in resp.results
+            if any(src.external_id in relevant for src in r.memory.sources)
+        ),
+    }
+    out.write(json.dumps(line) + "\n")
+
+
 def write(
     client: MemoryClient, cube: str, by_session: dict[int, list[MemoryCreate]], how: str, batch: int
 ) -> None:
@@ -118,7 +165,12 @@ def write(
 
 
 def run(
-    client: MemoryClient, data: list[dict[str, Any]], preset: str, batch: int, how: str = "session"
+    client: MemoryClient,
+    data: list[dict[str, Any]],
+    preset: str,
+    batch: int,
+    how: str = "session",
+    dump: TextIO | None = None,
 ) -> dict[str, Any]:
     recall5: dict[int, list[float]] = defaultdict(list)
     recall10: dict[int, list[float]] = defaultdict(list)
@@ -155,6 +207,15 @@ def run(
             recall5[cat].append(len(relevant & set(ranked[:5])) / len(relevant))
             recall10[cat].append(len(relevant & set(ranked)) / len(relevant))
             ndcg10[cat].append(ndcg(ranked, relevant, 10))
+            if dump is not None and cat in (1, 2, 3, 4):
+                dump_candidates(
+                    client,
+                    cube.id,
+                    dump,
+                    group=f"locomo/{sid}",
+                    query=qa["question"],
+                    relevant=relevant,
+                )
 
     def mean(xs: list[float]) -> float:
         return round(statistics.fmean(xs), 4) if xs else 0.0
@@ -206,12 +267,14 @@ def main() -> None:
     ap.add_argument("--api-key")
     ap.add_argument("--batch", type=int, default=None, help="turns a request (200; batch: 100)")
     ap.add_argument("--write", choices=("session", "turn", "batch"), default="session")
+    ap.add_argument("--dump", type=Path, help="write each question's candidates (JSONL) here")
     ap.add_argument("--backend", default=None, help="embedder backend for the local instance")
     args = ap.parse_args()
     data = json.loads(args.data.read_text())
     with _client(args) as client:
         batch = args.batch or (100 if args.write == "batch" else 200)
-        report = run(client, data, args.preset, batch, args.write)
+        with open(args.dump, "w") if args.dump else nullcontext() as dump:
+            report = run(client, data, args.preset, batch, args.write, dump)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
