@@ -135,6 +135,8 @@ def dump_candidates(
         "query": query,
         "now": now.isoformat() if now else None,
         "results": [r.model_dump(mode="json") for r in resp.results],
+        # Relevant turns in all: some may be among no candidate (recall's denominator).
+        "relevant_total": len(relevant),
         "relevant": sorted(
             r.memory.id
             for r in resp.results
