@@ -304,6 +304,36 @@ def cmd_tools(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ranker_train(args: argparse.Namespace) -> int:
+    """Fit the learned ranker on labelled questions (JSON lines: search responses with
+    ``explain`` plus the relevant memory ids; ``bench/locomo.py --dump`` writes them) and
+    write the model with its cross-validated metrics."""
+    from memsvc.retrieval import ranker
+
+    lines = []
+    for path in args.data:
+        with open(path) as fh:
+            for n, raw in enumerate(fh, start=1):
+                if raw.strip():
+                    try:
+                        lines.append(json.loads(raw))
+                    except json.JSONDecodeError as exc:
+                        print(f"memsvc: {path}:{n}: not JSON ({exc.msg})", file=sys.stderr)
+                        return 2
+    try:
+        qs = ranker.questions(lines)
+    except (KeyError, TypeError, ValueError) as exc:
+        print(f"memsvc: labelled data lack a field or hold a wrong one: {exc!r}", file=sys.stderr)
+        return 2
+    if not any(q.y.any() for q in qs):
+        print("memsvc: no question has a relevant candidate: nothing to learn", file=sys.stderr)
+        return 2
+    model = ranker.train(qs, version=args.version)
+    args.out.write_text(json.dumps(model.to_json(), indent=2) + "\n")
+    print(json.dumps(model.metrics, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="memsvc", description="Long-term memory for AI agents")
@@ -369,6 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", help="the memory tools' JSON schemas for other frameworks")
     tools.add_argument("--schema", action="store_true", help="print the JSON schemas (default)")
     tools.set_defaults(func=cmd_tools)
+    rk = sub.add_parser("ranker", help="the learned ranker of search").add_subparsers(
+        dest="ranker_command", required=True
+    )
+    train = rk.add_parser("train", help="fit it on labelled questions (JSON lines)")
+    train.add_argument("data", nargs="+", type=Path, help="labelled questions, JSON lines")
+    train.add_argument("--out", type=Path, required=True, help="where to write the model")
+    train.add_argument("--version", default="custom", help="the model's version label")
+    train.set_defaults(func=cmd_ranker_train)
     return p
 
 

@@ -22,6 +22,8 @@ class ModelSettings(BaseModel):
     embedder: str = PACKAGED_EMBEDDER
     embedding_dim: int = 384
     reranker: str | None = None
+    # A learned-ranker model file (``memsvc ranker train``); default: the packaged one.
+    ranker: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU inference backend: "auto" uses onnxruntime when available (identical vectors,
     # checked at load; about 2x faster single queries on 2 CPU cores, bench/embedder.py),

@@ -26,6 +26,9 @@ from memsvc.retrieval.channels import (
 )
 from memsvc.retrieval.graph_channel import graph_channel
 from memsvc.retrieval.lexicon import LEXICON_MIN_SCOPE, Reopen, cached_lexicon
+from memsvc.retrieval.ranker import Candidate as RankerCandidate
+from memsvc.retrieval.ranker import Ranker
+from memsvc.retrieval.ranker import features as ranker_features
 from memsvc.retrieval.timeparse import parse_periods
 from memsvc.schemas import (
     ChannelHit,
@@ -35,7 +38,7 @@ from memsvc.schemas import (
     SearchResponse,
     SearchResult,
 )
-from memsvc.store import ann, textsearch
+from memsvc.store import ann, context, textsearch
 from memsvc.store import memories as store
 from memsvc.store.ann import Ranked
 from memsvc.store.caches import caches_of
@@ -156,6 +159,59 @@ async def _with_signals(
     if not factor and not bonus:
         return fused
     out = [(mid, s * factor.get(mid, 1.0) + bonus.get(mid, 0.0)) for mid, s in fused]
+    return sorted(out, key=lambda kv: (-kv[1], str(kv[0])))
+
+
+async def _learned(
+    session: AsyncSession,
+    fused: list[tuple[uuid.UUID, float]],
+    cands: Candidates,
+    ranker: Ranker,
+    request: SearchRequest,
+) -> list[tuple[uuid.UUID, float]]:
+    """The fused candidates reordered by the learned ranker's score (a logit); one not valid
+    at ``now`` loses ``log 2`` of it (its odds halved, as ``NOT_VALID_FACTOR`` halves a
+    fused score)."""
+    if not fused:
+        return fused
+    now = asked_at(request)
+    valid = (Memory.valid_from.is_(None) | (Memory.valid_from <= now)) & (
+        Memory.valid_to.is_(None) | (Memory.valid_to > now)
+    )
+    rows = {
+        r.id: r
+        for r in await session.execute(
+            select(
+                Memory.id,
+                Memory.content,
+                Memory.occurred_at,
+                Memory.created_at,
+                context.speakers_of_memory().label("speakers"),
+                valid.label("valid"),
+            ).where(Memory.id.in_([mid for mid, _ in fused]))
+        )
+    }
+    ids = [mid for mid, _ in fused if mid in rows]
+    hits = {
+        ch: {mid: (rank, score) for rank, (mid, score) in enumerate(ranked, 1)}
+        for ch, ranked in cands.by_channel.items()
+    }
+    x = ranker_features(
+        [
+            RankerCandidate(
+                hits={ch: h[mid] for ch, h in hits.items() if mid in h},
+                content=rows[mid].content,
+                speakers=rows[mid].speakers or (),
+                occurred_at=rows[mid].occurred_at,
+                created_at=rows[mid].created_at,
+            )
+            for mid in ids
+        ],
+        request.query,
+        now,
+    )
+    scores = ranker.score(x) - np.log(2) * np.asarray([not rows[mid].valid for mid in ids])
+    out = [(mid, float(sc)) for mid, sc in zip(ids, scores, strict=True)]
     return sorted(out, key=lambda kv: (-kv[1], str(kv[0])))
 
 
@@ -335,6 +391,7 @@ async def search(
     rerank: Rerank | None = None,
     exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
     reopen: Reopen | None = None,
+    ranker: Ranker | None = None,
 ) -> SearchResponse:
     """Run the configured channels, fuse, optionally rerank, and load the top results.
     ``reopen``: a new transaction scoped like ``session``, for background refreshes."""
@@ -351,7 +408,10 @@ async def search(
     cands = await gather(scope, request, config, query_vec)
     if scope.approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
         await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
-    fused = await _with_signals(session, fuse(cands, config), config, asked_at(request))
+    if config.ranker == "learned" and ranker is not None:
+        fused = await _learned(session, fuse(cands, config), cands, ranker, request)
+    else:
+        fused = await _with_signals(session, fuse(cands, config), config, asked_at(request))
     head_n = max(request.top_k, config.rerank_depth if rerank and config.rerank else 0)
     top_ids = [mid for mid, _ in fused[:head_n]]
     rows = {

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.config import Settings
 from memsvc.errors import ValidationFailed
-from memsvc.retrieval import presets
+from memsvc.retrieval import presets, ranker
 from memsvc.retrieval.search import search
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import SearchRequest, SearchResponse
@@ -43,4 +44,11 @@ async def search_cube(
         rerank=runtime.rerank if config.rerank else None,
         exact_threshold=settings.exact_search_threshold,
         reopen=(lambda: db.tenant_transaction(tenant_id)) if db is not None else None,
+        ranker=(
+            ranker.load(
+                Path(settings.models.ranker) if settings.models.ranker else ranker.DEFAULT_MODEL
+            )
+            if config.ranker == "learned"
+            else None
+        ),
     )

@@ -46,6 +46,10 @@ class RetrievalConfig(WireModel):
     importance_weight: float = Field(default=0.0, ge=0.0)
     rerank: bool = False
     rerank_depth: int = Field(default=50, ge=1, le=500)
+    # How candidates are ordered: weighted reciprocal-rank fusion with the weights above, or
+    # the learned ranker over per-candidate features (``memsvc.retrieval.ranker``; the
+    # channels still find the candidates).
+    ranker: Literal["rrf", "learned"] = "rrf"
 
 
 class SearchRequest(WireModel):

@@ -16,7 +16,7 @@ from collections.abc import Hashable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.store.indexing import CONTEXT_TURNS, context_line
@@ -72,19 +72,24 @@ def in_batch(threads: Sequence[Thread | None], texts: Sequence[str]) -> list[lis
     return out
 
 
-async def stored_tails(
-    session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID, threads: set[Thread]
-) -> dict[Thread, list[str]]:
-    """Each thread's latest ``CONTEXT_TURNS`` stored memories (active ones), as context lines
-    (``Speaker: first words``), oldest first. One query for the sessions, one per day."""
-    out: dict[Thread, list[str]] = {}
-    speakers = (
+def speakers_of_memory() -> ScalarSelect[Any]:
+    """A column: the speakers of the sources of ``Memory``'s current version (or NULL)."""
+    return (
         select(func.array_agg(Source.speaker).filter(Source.speaker.is_not(None)))
         .join(MemorySource, MemorySource.source_id == Source.id)
         .where(MemorySource.memory_id == Memory.id, MemorySource.version == Memory.version)
         .correlate(Memory)
         .scalar_subquery()
     )
+
+
+async def stored_tails(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID, threads: set[Thread]
+) -> dict[Thread, list[str]]:
+    """Each thread's latest ``CONTEXT_TURNS`` stored memories (active ones), as context lines
+    (``Speaker: first words``), oldest first. One query for the sessions, one per day."""
+    out: dict[Thread, list[str]] = {}
+    speakers = speakers_of_memory()
     live = (Memory.tenant_id == tenant_id, Memory.cube_id == cube_id, Memory.status == "active")
     sessions = [t[1] for t in threads if t[0] == "session"]
     if sessions:
