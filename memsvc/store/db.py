@@ -224,7 +224,7 @@ class Database:
         if superuser:
             log.warning(
                 "the database user is a superuser: give memsvc a role of its own "
-                "(README, Operations: database role)"
+                "(README: Database role)"
             )
         return superuser
 
