@@ -37,8 +37,8 @@ END $$
 """
 
 # Hand memsvc's objects in schema public to the app role: tables, views and sequences that
-# no column owns (owned ones follow their table), functions and standalone types. Extension
-# members (pgvector's types, operators and functions) stay with the superuser.
+# no column owns (owned ones follow their table), functions, and enum, domain and range
+# types. Extension members (pgvector's types, operators, functions) stay with the superuser.
 _HAND_OVER = f"""
 DO $$
 DECLARE
@@ -65,6 +65,7 @@ BEGIN
         FROM pg_proc p
         JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = 'public'
+          AND p.prokind IN ('f', 'p')
           AND p.proowner <> '{APP_ROLE}'::regrole
           AND NOT EXISTS (
               SELECT 1 FROM pg_depend d
@@ -77,7 +78,7 @@ BEGIN
         FROM pg_type t
         JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE n.nspname = 'public'
-          AND t.typtype IN ('e', 'd', 'r', 'm')
+          AND t.typtype IN ('e', 'd', 'r')
           AND t.typowner <> '{APP_ROLE}'::regrole
           AND NOT EXISTS (
               SELECT 1 FROM pg_depend d

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +167,21 @@ async def test_an_old_database_is_handed_to_the_app_role(old_database: str) -> N
             assert (await s.execute(text("SELECT count(*) FROM probe"))).scalar() == 0
     finally:
         await db.close()
+
+
+async def test_a_superuser_url_is_warned_about(
+    database_url: str, pg_base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    superuser = make_url(database_url).set(username=make_url(pg_base_url).username)
+    for url, warned in [
+        (superuser.render_as_string(hide_password=False), True),
+        (database_url, False),
+    ]:
+        db = Database.connect(url)
+        caplog.clear()
+        try:
+            with caplog.at_level(logging.WARNING, logger="memsvc.store.db"):
+                assert await db.warn_if_superuser() is warned
+        finally:
+            await db.close()
+        assert ("the database user is a superuser" in caplog.text) is warned
