@@ -9,12 +9,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memsvc.config import LimitSettings, Settings
-from memsvc.store.db import STATEMENT_TIMEOUT_S, Database, migrate, resolve_url
+from memsvc.store.db import STATEMENT_TIMEOUT_S, Database, alembic_config, migrate, resolve_url
 from memsvc.store.roles import APP_ROLE, prepare_app_role
 from tests.api.helpers import add, make_cube, new_tenant_key
 from tests.conftest import Service, db_url
@@ -112,13 +113,19 @@ async def test_embedded_default_serves_as_the_app_role(tmp_path: Path, runtime) 
 
 @pytest.fixture()
 def old_database(pg_base_url: str) -> Iterator[str]:
-    """A database migrated by the superuser, as versions before the app role left it."""
+    """A database migrated by the superuser, as versions before the app role left it (at
+    0013, so that the app role applies later migrations that make tables)."""
     name = f"o_{uuid.uuid4().hex[:12]}"
     admin = create_engine(pg_base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
     url = db_url(pg_base_url, name)
-    migrate(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0013")
+    engine.dispose()
     yield url
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -163,8 +170,10 @@ async def test_an_old_database_is_handed_to_the_app_role(old_database: str) -> N
             await s.execute(text("CREATE TABLE probe (tenant_id uuid)"))
         async with db.tenant_transaction(tenant) as s:
             assert (await s.execute(text("SELECT name FROM tenant"))).scalars().all() == ["old"]
-            # Tables the app role makes later are open to the tenant role, as before.
-            assert (await s.execute(text("SELECT count(*) FROM probe"))).scalar() == 0
+            # Tables the app role makes (migrations 0014 on, here) are open to the tenant
+            # role, as the superuser's were.
+            for table in ("tenant_limit", "tenant_write_usage", "llm_usage", "probe"):
+                assert (await s.execute(text(f"SELECT count(*) FROM {table}"))).scalar() == 0
     finally:
         await db.close()
 
