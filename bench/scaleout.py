@@ -37,7 +37,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from memsvc.store.db import migrate, sqlalchemy_url, start_embedded  # noqa: E402
+from memsvc.store.db import (  # noqa: E402
+    STATEMENT_TIMEOUT_S,
+    migrate,
+    sqlalchemy_url,
+    start_embedded,
+)
+from memsvc.store.roles import prepare_app_role  # noqa: E402
 
 
 def free_port() -> int:
@@ -163,7 +169,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="memsvc-scaleout-") as tmp:
         work = Path(tmp)
         server = start_embedded(work / "data")
-        db_url = sqlalchemy_url(server.get_uri())
+        # The processes connect as the app role, as `memsvc serve` on the embedded default does.
+        db_url = prepare_app_role(
+            sqlalchemy_url(server.get_uri()), statement_timeout_s=STATEMENT_TIMEOUT_S
+        )
         migrate(db_url)
         env = {
             **os.environ,

@@ -20,7 +20,8 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from memsvc.config import LimitSettings, ModelSettings, Settings
-from memsvc.store.db import migrate, sqlalchemy_url, start_embedded
+from memsvc.store.db import STATEMENT_TIMEOUT_S, migrate, sqlalchemy_url, start_embedded
+from memsvc.store.roles import APP_ROLE, prepare_app_role
 
 TEMPLATE_DB = "memsvc_template"
 
@@ -32,7 +33,10 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The embedded server, with a migrated template database to clone per test."""
+    """The embedded server (its superuser: creates and drops databases), with a migrated
+    template database to clone per test. On the embedded server the template is prepared
+    and migrated as the app role, as ``memsvc serve`` does; an external server's role is
+    used as given."""
     external = os.environ.get("MEMSVC_TEST_DATABASE_URL")
     if external:
         base = sqlalchemy_url(external)
@@ -44,25 +48,38 @@ def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}"))
         conn.execute(text(f"CREATE DATABASE {TEMPLATE_DB}"))
-    migrate(db_url(base, TEMPLATE_DB))
+    template = db_url(base, TEMPLATE_DB)
+    if server is not None:
+        template = prepare_app_role(template, statement_timeout_s=STATEMENT_TIMEOUT_S)
+    migrate(template)
     yield base
     admin.dispose()
     del server
 
 
-def db_url(base: str, name: str) -> str:
-    """``base`` pointing at database ``name``."""
-    return make_url(base).set(database=name).render_as_string(hide_password=False)
+@pytest.fixture(scope="session")
+def app_user(pg_base_url: str) -> str | None:
+    """The user tests connect as: the app role on the embedded server, else the given one."""
+    return None if os.environ.get("MEMSVC_TEST_DATABASE_URL") else APP_ROLE
+
+
+def db_url(base: str, name: str, user: str | None = None) -> str:
+    """``base`` pointing at database ``name`` (as ``user``, when given)."""
+    url = make_url(base).set(database=name)
+    if user is not None:
+        url = url.set(username=user, password=None)
+    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture()
-def database_url(pg_base_url: str) -> Iterator[str]:
-    """A fresh, migrated database for one test (cloned from the template in ~100 ms)."""
+def database_url(pg_base_url: str, app_user: str | None) -> Iterator[str]:
+    """A fresh, migrated database for one test (cloned from the template in ~100 ms), to
+    connect to as the app role."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(pg_base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"))
-    yield db_url(pg_base_url, name)
+    yield db_url(pg_base_url, name, app_user)
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()

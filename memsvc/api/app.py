@@ -52,6 +52,7 @@ async def open_state(settings: Settings, *, runtime: ModelRuntime | None = None)
     await asyncio.to_thread(migrate, url)
     db = Database.connect(url, server=server, hide_parameters=not settings.log.debug_content)
     await db.detect_rls()
+    await db.warn_if_superuser()
     async with db.transaction() as session:
         created = await tenants.bootstrap(session)
     if created is not None:

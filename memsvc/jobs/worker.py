@@ -314,6 +314,7 @@ async def serve_worker(settings: Settings, *, concurrency: int = 1) -> int:
         pool_size=concurrency + 2,
         hide_parameters=not settings.log.debug_content,
     )
+    await db.warn_if_superuser()
     handlers = default_handlers()
     runtime = None
     if any(h.needs_runtime for h in handlers.values()):

@@ -24,6 +24,7 @@ from memsvc.config import PACKAGE_DIR, Settings
 from memsvc.store.caches import Caches
 from memsvc.store.embedded import start_embedded as start_embedded
 from memsvc.store.models import BINARY_VECTORS
+from memsvc.store.roles import MIGRATION_LOCK, TENANT_ROLE, prepare_app_role
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,13 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def resolve_url(settings: Settings) -> tuple[str, Any]:
-    """The database URL to use, starting the embedded server when none is configured."""
+    """The database URL to use, starting the embedded server when none is configured. The
+    embedded server's URL is the app role's, prepared with the superuser (``roles``)."""
     if settings.database_url is not None:
         return sqlalchemy_url(settings.database_url.get_secret_value()), None
     server = start_embedded(settings.data_dir)
-    return sqlalchemy_url(server.get_uri()), server
+    superuser = sqlalchemy_url(server.get_uri())
+    return prepare_app_role(superuser, statement_timeout_s=STATEMENT_TIMEOUT_S), server
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -59,8 +62,11 @@ def migrate(url: str) -> None:
     engine = create_engine(url, hide_parameters=True)
     try:
         with engine.begin() as conn:
+            # No statement timeout (the app role has one): a migration over a large database,
+            # or waiting for another process's, takes what it takes.
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
             # Several processes may start at once (API replicas, workers): one migrates.
-            conn.execute(text("SELECT pg_advisory_xact_lock(7286001)"))
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
@@ -89,7 +95,6 @@ def binary_vectors(engine: AsyncEngine) -> None:
     setattr(engine.dialect, BINARY_VECTORS, True)
 
 
-TENANT_ROLE = "memsvc_tenant"
 STATEMENT_TIMEOUT_S = 30.0
 
 
@@ -207,6 +212,21 @@ class Database:
         if not self.rls:
             log.warning("row-level security is off: role %s is not available", TENANT_ROLE)
         return self.rls
+
+    async def warn_if_superuser(self) -> bool:
+        """Log a warning when this user is a superuser (possible only with an external
+        database URL): any SQL-level flaw would then own the whole server."""
+        async with self.engine.connect() as conn:
+            row = await conn.execute(
+                text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            )
+            superuser = bool(row.scalar())
+        if superuser:
+            log.warning(
+                "the database user is a superuser: give memsvc a role of its own "
+                "(README: Database role)"
+            )
+        return superuser
 
     @asynccontextmanager
     async def tenant_transaction(self, tenant_id: uuid.UUID) -> AsyncIterator[AsyncSession]:

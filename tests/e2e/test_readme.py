@@ -11,12 +11,18 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from memsvc.config import Settings
-from tests.conftest import LiveServer
+from tests.api.helpers import add, make_cube
+from tests.conftest import LiveServer, Service, db_url
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +56,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 def test_every_readme_block_is_a_setup_command_or_runs_here() -> None:
     langs = [lang for lang, _ in runnable()]
-    assert sorted(langs) == ["bash", "python"], "a new README snippet needs a test here"
+    assert sorted(langs) == ["bash", "python", "sql"], "a new README snippet needs a test here"
     assert len(blocks()) - len(langs) == len(SETUP)
 
 
@@ -98,3 +104,65 @@ def test_curl_snippet(live_server: LiveServer, tmp_path: Path) -> None:
     [hit] = found["results"]  # type: ignore[index]
     assert hit["memory"]["id"] == memory["id"]
     assert hit["explain"]["vector"]["rank"] == 1  # explain: true names each channel's rank
+
+
+def _statements(code: str) -> list[str]:
+    lines = [line.split("--")[0] for line in code.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+@pytest.fixture()
+def fresh_role(pg_base_url: str, app_user: str | None) -> tuple[str, str]:
+    """Names for a new database and a new role (made and dropped by the test)."""
+    if app_user is None:
+        pytest.skip("roles are not made on an external test server")
+    return f"e_{uuid.uuid4().hex[:12]}", f"memsvc_e_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.anyio
+async def test_external_role_snippet(  # type: ignore[no-untyped-def]
+    pg_base_url: str, fresh_role: tuple[str, str], tmp_path: Path, runtime
+) -> None:
+    from memsvc.api.app import create_app
+
+    [code] = [c for lang, c in runnable() if lang == "sql"]
+    name, role = fresh_role
+    admin = create_engine(pg_base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    superuser = create_engine(db_url(pg_base_url, name), isolation_level="AUTOCOMMIT")
+    try:
+        with superuser.connect() as conn:
+            for statement in _statements(_at(code, "memsvc_app", role)):
+                try:
+                    conn.execute(text(statement))
+                except DBAPIError as e:
+                    # The cluster's tenant role exists already (the tests' own set-up made it).
+                    assert isinstance(e.orig, psycopg.errors.DuplicateObject), statement
+                    assert statement == "CREATE ROLE memsvc_tenant NOLOGIN"
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            database_url=db_url(pg_base_url, name, role),  # type: ignore[arg-type]
+            print_admin_key=False,
+        )
+        app = create_app(settings, runtime=runtime)
+        async with app.router.lifespan_context(app):
+            state = app.state.memsvc
+            assert state.db.rls
+            assert not await state.db.warn_if_superuser()
+            key = (settings.data_dir / "admin.key").read_text().strip()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://memsvc") as client:
+                service = Service(app, client, key)
+                cube = await make_cube(service)
+                [memory] = await add(service, cube, {"content": "Likes jazz"})
+                r = await client.post(
+                    f"/v1/cubes/{cube}/search", json={"query": "jazz"}, headers=service.auth()
+                )
+                assert [h["memory"]["id"] for h in r.json()["results"]] == [memory["id"]]
+    finally:
+        superuser.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
