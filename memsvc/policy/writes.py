@@ -16,7 +16,7 @@ from memsvc.errors import PayloadTooLarge, ValidationFailed
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
 from memsvc.schemas.memories import SourceCreate, check_memory
-from memsvc.store import ann, cubes, edits, idempotency
+from memsvc.store import ann, cubes, edits, erasure, idempotency
 from memsvc.store import memories as store
 from memsvc.store.indexing import build_index_text, placed_text, session_context
 from memsvc.store.tenants import Principal
@@ -231,4 +231,37 @@ async def update_memory(
         index_text=index_text,
         embedding=vec,
         embedding_model=runtime.embedder.model_name,
+    )
+
+
+async def delete_memory(
+    session: AsyncSession, *, principal: Principal, memory_id: uuid.UUID, hard: bool = False
+) -> None:
+    """Soft delete as a new version (restorable), or with ``hard`` erase the content
+    everywhere (audited, see ``memsvc.store.erasure``)."""
+    if hard:
+        await erasure.erase(
+            session, tenant_id=principal.tenant_id, memory_id=memory_id, actor=principal.actor
+        )
+        return
+    await _set_status(session, principal=principal, memory_id=memory_id, status="deleted")
+
+
+async def restore_memory(
+    session: AsyncSession, *, principal: Principal, memory_id: uuid.UUID
+) -> MemoryRead:
+    """Undo a soft delete, as a new version."""
+    return await _set_status(session, principal=principal, memory_id=memory_id, status="active")
+
+
+async def _set_status(
+    session: AsyncSession, *, principal: Principal, memory_id: uuid.UUID, status: str
+) -> MemoryRead:
+    kind = "delete" if status == "deleted" else "restore"
+    return await store.set_status(
+        session,
+        tenant_id=principal.tenant_id,
+        memory_id=memory_id,
+        status=status,
+        change=store.Change(actor=principal.actor, change_kind=kind),
     )

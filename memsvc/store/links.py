@@ -249,6 +249,19 @@ async def count_live(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uu
     return int(n.scalar_one())
 
 
+async def relations(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID
+) -> list[str]:
+    """The relation names of the cube's live links, sorted."""
+    rows = await session.execute(
+        select(Link.relation)
+        .where(Link.tenant_id == tenant_id, Link.cube_id == cube_id, Link.status == "active")
+        .distinct()
+        .order_by(Link.relation)
+    )
+    return list(rows.scalars())
+
+
 @dataclass
 class GraphMemory:
     """What a graph view shows of a memory."""

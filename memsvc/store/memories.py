@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -343,6 +343,29 @@ async def load(
     if mem is None:
         raise NotFound("memory not found")
     return mem
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a view shows of a memory it only points at (erased ones included)."""
+
+    cube_id: uuid.UUID
+    content: str
+    status: str
+
+
+async def heads(
+    session: AsyncSession, *, tenant_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Head]:
+    """Cube, content and status of those of ``ids`` that are the tenant's memories."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Memory.id, Memory.cube_id, Memory.content, Memory.status).where(
+            Memory.tenant_id == tenant_id, Memory.id.in_(ids)
+        )
+    )
+    return {mid: Head(cube_id=cid, content=text, status=st) for mid, cid, text, st in rows}
 
 
 async def get(session: AsyncSession, *, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryRead:

@@ -27,7 +27,7 @@ from memsvc.schemas import (
     ProvenanceRead,
 )
 from memsvc.schemas.common import INT32_MAX, Timestamp
-from memsvc.store import erasure, idempotency
+from memsvc.store import idempotency
 from memsvc.store import memories as store
 
 router = APIRouter(prefix="/v1", tags=["memories"])
@@ -137,18 +137,7 @@ async def delete_memory(
     memory_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, hard: bool = False
 ) -> Response:
     """Soft delete (restorable), or with ``hard=true`` erase content everywhere (audited)."""
-    if hard:
-        await erasure.erase(
-            session, tenant_id=principal.tenant_id, memory_id=memory_id, actor=principal.actor
-        )
-    else:
-        await store.set_status(
-            session,
-            tenant_id=principal.tenant_id,
-            memory_id=memory_id,
-            status="deleted",
-            change=store.Change(actor=principal.actor, change_kind="delete"),
-        )
+    await writes.delete_memory(session, principal=principal, memory_id=memory_id, hard=hard)
     return Response(status_code=204)
 
 
@@ -157,13 +146,7 @@ async def restore_memory(
     memory_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
 ) -> MemoryRead:
     """Undo a soft delete."""
-    return await store.set_status(
-        session,
-        tenant_id=principal.tenant_id,
-        memory_id=memory_id,
-        status="active",
-        change=store.Change(actor=principal.actor, change_kind="restore"),
-    )
+    return await writes.restore_memory(session, principal=principal, memory_id=memory_id)
 
 
 @router.get("/memories/{memory_id}/versions", response_model=MemoryVersionPage)
