@@ -20,6 +20,7 @@ from memsvc.store import ann, cubes, edits, erasure, idempotency
 from memsvc.store import memories as store
 from memsvc.store.indexing import build_index_text, placed_text, session_context
 from memsvc.store.tenants import Principal
+from memsvc.store.versions import Change
 
 # Memories embedded per model call on the write path (matches the runtime's batch size).
 EMBED_CHUNK = 64
@@ -151,7 +152,7 @@ async def create_memories(
                 tenant_id=principal.tenant_id,
                 cube_id=cube_id,
                 items=items,
-                change=store.Change(actor=principal.actor, change_kind="create", policy="explicit"),
+                change=Change(actor=principal.actor, change_kind="create", policy="explicit"),
                 embedding_model=runtime.embedder.model_name,
                 max_attempts=max_attempts,
                 enqueue_enrichment=batch.enrich,
@@ -225,7 +226,7 @@ async def update_memory(
         tenant_id=principal.tenant_id,
         memory_id=memory_id,
         data=data,
-        change=store.Change(actor=principal.actor, change_kind="update", reason=data.reason),
+        change=Change(actor=principal.actor, change_kind="update", reason=data.reason),
         version=current.version,
         rebased_over=edit.rebased_over,
         index_text=index_text,
@@ -263,5 +264,5 @@ async def _set_status(
         tenant_id=principal.tenant_id,
         memory_id=memory_id,
         status=status,
-        change=store.Change(actor=principal.actor, change_kind=kind),
+        change=Change(actor=principal.actor, change_kind=kind),
     )

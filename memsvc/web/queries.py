@@ -12,9 +12,10 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.jobs import queue
-from memsvc.schemas import JobRead, LinkRead
+from memsvc.schemas import JobRead
 from memsvc.store import links as link_store
 from memsvc.store import memories
+from memsvc.store.pagination import every
 
 
 @dataclass(frozen=True)
@@ -83,16 +84,11 @@ async def links_of(
 ) -> list[LinkView]:
     """Live links from and to a memory (the API's ``/links``), strongest first, with the
     other end's content."""
-    found: list[LinkRead] = []
-    cursor: str | None = None
-    while True:
-        chunk = await link_store.for_memory(
+    found = await every(
+        lambda cursor: link_store.for_memory(
             session, tenant_id=tenant_id, memory_id=memory_id, cursor=cursor, limit=1000
         )
-        found.extend(chunk.items)
-        cursor = chunk.next_cursor
-        if cursor is None:
-            break
+    )
     others = {link.target_id if link.source_id == memory_id else link.source_id for link in found}
     ends = await memories.heads(session, tenant_id=tenant_id, ids=others)
     out = []

@@ -94,7 +94,7 @@ async def cube_page(
             session,
             tenant_id=web.tenant_id,
             cube_id=cube.id,
-            filters=tq.store_filters(),
+            filters=tq.filters,
             cursor=tq.cursor,
             limit=tq.limit,
         )

@@ -15,6 +15,8 @@ from memsvc.policy import writes
 from memsvc.schemas import CubeRead, MemoryRead, MemoryUpdate, MemoryVersionRead
 from memsvc.store import cubes
 from memsvc.store import memories as store
+from memsvc.store import versions as history
+from memsvc.store.pagination import every
 from memsvc.web import diff, queries
 from memsvc.web.deps import Form, FormDep, SessionDep, StateDep, WebDep
 from memsvc.web.errors import AdminRoute, from_pydantic
@@ -30,21 +32,6 @@ MESSAGES = {
     "deleted": "Deleted. The memory can be restored.",
     "restored": "Restored.",
 }
-
-
-async def _all_versions(
-    session: AsyncSession, *, tenant_id: uuid.UUID, memory_id: uuid.UUID
-) -> list[MemoryVersionRead]:
-    out: list[MemoryVersionRead] = []
-    cursor: str | None = None
-    while True:
-        chunk = await store.versions(
-            session, tenant_id=tenant_id, memory_id=memory_id, cursor=cursor, limit=1000
-        )
-        out.extend(chunk.items)
-        cursor = chunk.next_cursor
-        if cursor is None:
-            return out
 
 
 def _pick(versions: list[MemoryVersionRead], a: int | None, b: int | None) -> tuple[int, int]:
@@ -69,7 +56,11 @@ async def _context(
         cube = await cubes.get(session, tenant_id=web.tenant_id, cube_id=mem.cube_id)
     except NotFound:
         cube = None  # a retired cube: its memories stay readable
-    versions = await _all_versions(session, tenant_id=web.tenant_id, memory_id=memory_id)
+    versions = await every(
+        lambda cursor: history.versions(
+            session, tenant_id=web.tenant_id, memory_id=memory_id, cursor=cursor, limit=1000
+        )
+    )
     try:
         a = int(request.query_params["a"]) if request.query_params.get("a") else None
         b = int(request.query_params["b"]) if request.query_params.get("b") else None
@@ -77,7 +68,7 @@ async def _context(
         raise BadRequest("a and b must be version numbers", code="invalid_version") from exc
     a, b = _pick(versions, a, b)
     by_number = {v.version: v for v in versions}
-    prov = await store.provenance(session, tenant_id=web.tenant_id, memory_id=memory_id)
+    prov = await history.provenance(session, tenant_id=web.tenant_id, memory_id=memory_id)
     causes = [v.caused_by for v in prov.versions if v.caused_by is not None]
     known = await queries.memory_ids_exist(session, tenant_id=web.tenant_id, ids=causes)
     links = await queries.links_of(session, tenant_id=web.tenant_id, memory_id=memory_id)
@@ -117,7 +108,7 @@ async def _form_base(
         return current  # the update model refuses it with the API's message
     if not 1 <= number < current.version:
         return current
-    return await store.version(session, tenant_id=tenant_id, memory_id=current.id, number=number)
+    return await history.version(session, tenant_id=tenant_id, memory_id=current.id, number=number)
 
 
 def _update_from_form(form: Form, current: MemoryRead | MemoryVersionRead) -> MemoryUpdate | None:
