@@ -79,6 +79,10 @@ class LinkView:
     other_status: str
 
 
+# What a link view shows of the link itself.
+_SHOWN = {"id", "relation", "weight", "reason", "created_by", "created_at"}
+
+
 async def links_of(
     session: AsyncSession, *, tenant_id: uuid.UUID, memory_id: uuid.UUID
 ) -> list[LinkView]:
@@ -98,13 +102,8 @@ async def links_of(
         end = ends.get(other)
         out.append(
             LinkView(
-                id=link.id,
+                **link.model_dump(include=_SHOWN),
                 direction="out" if outgoing else "in",
-                relation=link.relation,
-                weight=link.weight,
-                reason=link.reason,
-                created_by=link.created_by,
-                created_at=link.created_at,
                 other_id=other,
                 other_content=end.content if end else "",
                 other_status=end.status if end else "erased",
