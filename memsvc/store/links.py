@@ -45,16 +45,7 @@ class NewLink:
 
 def to_read(link: Link) -> LinkRead:
     """The link JSON of a row."""
-    return LinkRead(
-        id=link.id,
-        source_id=link.source_id,
-        target_id=link.target_id,
-        relation=link.relation,
-        weight=link.weight,
-        reason=link.reason,
-        created_by=link.created_by,
-        created_at=link.created_at,
-    )
+    return LinkRead.model_validate(link)
 
 
 def canonical(
