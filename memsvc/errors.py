@@ -17,12 +17,20 @@
         ├── LLMOutputInvalid     502  output failed validation after the repair call
         └── LLMBudgetExceeded    429  the tenant's hourly LLM budget is spent
 
-The SDK raises the same classes, rebuilt from the wire shape.
+The SDK raises the same classes, rebuilt from the wire shape. ``error_body`` is the one
+builder of that shape: the API's handlers, its ASGI middleware and the admin view all
+send what it returns (through ``MemsvcError.to_wire``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
+
+
+def error_body(code: str, message: str, detail: Any = None) -> dict[str, object]:
+    """The one wire shape of an error: ``{"error": {"code", "message", "detail"}}``."""
+    return {"error": {"code": code, "message": message, "detail": detail}}
 
 
 class MemsvcError(Exception):
@@ -40,7 +48,7 @@ class MemsvcError(Exception):
 
     def to_wire(self) -> dict[str, object]:
         """The error body, as the API sends it."""
-        return {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
+        return error_body(self.code, self.message, self.detail)
 
 
 class BadRequest(MemsvcError):
@@ -112,9 +120,51 @@ _BY_STATUS: dict[int, type[MemsvcError]] = {
 }
 
 
+# Stable codes of bare HTTP statuses (a route that does not exist, a wrong method ...).
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    409: "conflict",
+    410: "gone",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def _class_of(status: int) -> type[MemsvcError]:
+    return _BY_STATUS.get(status, ServerError if status >= 500 else BadRequest)
+
+
+def from_http(status: int, message: str | None = None) -> MemsvcError:
+    """The error a bare HTTP status stands for (the web framework's 404, 405 ...)."""
+    code = HTTP_CODES.get(status, "error")
+    err = _class_of(status)(message or code.replace("_", " "), code=code)
+    err.status = status  # type: ignore[misc]
+    return err
+
+
+def from_validation(errors: Iterable[Mapping[str, Any]]) -> BadRequest:
+    """Schema validation errors as the 422 (or 400 for a body that is not JSON), without
+    echoing whole inputs back (they may be megabytes)."""
+    clean = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
+    if any(e["type"] == "json_invalid" for e in clean):
+        return BadRequest("request body is not valid JSON", code="invalid_json", detail=clean)
+    return ValidationFailed("request failed validation", detail=clean)
+
+
 def error_from_wire(status: int, body: Any) -> MemsvcError:
     """Rebuild a typed error from an HTTP status and an error body (used by the SDK)."""
-    cls = _BY_STATUS.get(status, ServerError if status >= 500 else BadRequest)
+    cls = _class_of(status)
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):
         exc = cls(str(err.get("message", "")), detail=err.get("detail"), code=err.get("code"))

@@ -1,71 +1,69 @@
-"""The only place domain errors become HTTP: always ``{"error": {"code", "message", "detail"}}``."""
+"""The only place domain errors become HTTP: always ``{"error": {"code", "message", "detail"}}``,
+the body ``MemsvcError.to_wire`` builds (``memsvc.errors.error_body``)."""
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
-from memsvc.errors import MemsvcError
+from memsvc.errors import MemsvcError, from_http, from_validation
 
 log = logging.getLogger("memsvc.api")
 
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    410: "gone",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-}
+
+def _retry_after(err: MemsvcError, retry_after_s: int | None) -> str | None:
+    if retry_after_s is not None:
+        return str(retry_after_s)
+    if isinstance(err.detail, dict) and "retry_after_s" in err.detail:
+        return str(err.detail["retry_after_s"])
+    return None
 
 
-def error_response(status: int, code: str, message: str, detail: Any = None) -> JSONResponse:
-    """A JSON error in the one wire shape."""
-    body = {"error": {"code": code, "message": message, "detail": detail}}
-    return JSONResponse(body, status_code=status)
+def error_response(err: MemsvcError, *, retry_after_s: int | None = None) -> JSONResponse:
+    """The error as a JSON response (``Retry-After`` when given or named by its detail)."""
+    resp = JSONResponse(err.to_wire(), status_code=err.status)
+    retry = _retry_after(err, retry_after_s)
+    if retry is not None:
+        resp.headers["Retry-After"] = retry
+    return resp
 
 
-def _clean(errors: list[Any]) -> list[dict[str, Any]]:
-    """Validation errors without echoing whole inputs back (they may be megabytes)."""
-    out = []
-    for e in errors:
-        item = {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        out.append(item)
-    return out
+async def send_error(
+    send: Send, err: MemsvcError, *, close: bool = False, retry_after_s: int | None = None
+) -> None:
+    """The same response written by pure ASGI middleware (``close``: end the connection)."""
+    body = json.dumps(err.to_wire()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    retry = _retry_after(err, retry_after_s)
+    if retry is not None:
+        headers.append((b"retry-after", retry.encode()))
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _memsvc_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MemsvcError)
-    resp = error_response(exc.status, exc.code, exc.message, exc.detail)
-    if isinstance(exc.detail, dict) and "retry_after_s" in exc.detail:
-        resp.headers["Retry-After"] = str(exc.detail["retry_after_s"])
-    return resp
+    return error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(400, "invalid_json", "request body is not valid JSON", _clean(errors))
-    return error_response(422, "validation_error", "request failed validation", _clean(errors))
+    return error_response(from_validation(exc.errors()))
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "error")
-    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    resp = error_response(exc.status_code, code, message)
+    resp = error_response(
+        from_http(exc.status_code, exc.detail if isinstance(exc.detail, str) else None)
+    )
     if exc.headers:
         resp.headers.update(exc.headers)
     return resp

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
 from memsvc.api.errors import error_response
-from memsvc.errors import ServerError
+from memsvc.errors import ServerError, ServiceUnavailable
 from memsvc.store.db import is_outage
 
 log = logging.getLogger("memsvc.api")
@@ -27,11 +27,11 @@ RETRY_AFTER_S = 2
 
 def outage_response() -> JSONResponse:
     """``503 unavailable`` with ``Retry-After``."""
-    resp = error_response(
-        503, "unavailable", "the database is unavailable; retry shortly", {"retry_after_s": 2}
+    return error_response(
+        ServiceUnavailable(
+            "the database is unavailable; retry shortly", detail={"retry_after_s": RETRY_AFTER_S}
+        )
     )
-    resp.headers["Retry-After"] = str(RETRY_AFTER_S)
-    return resp
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -45,12 +45,10 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         return outage_response()
     if _timed_out(exc):
         log.warning("statement timeout on %s %s", request.method, request.url.path)
-        resp = error_response(503, "timeout", "the database took too long; retry later")
-        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
-        return resp
+        err = ServiceUnavailable("the database took too long; retry later", code="timeout")
+        return error_response(err, retry_after_s=RETRY_AFTER_S)
     log.exception("unhandled database error on %s %s", request.method, request.url.path)
-    err = ServerError("internal server error")
-    return error_response(err.status, err.code, err.message)
+    return error_response(ServerError("internal server error"))
 
 
 def _timed_out(exc: BaseException) -> bool:

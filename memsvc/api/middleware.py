@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from urllib.parse import parse_qsl, unquote
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from memsvc.api.errors import send_error
+from memsvc.errors import PayloadTooLarge, ServerError, from_validation
 
 log = logging.getLogger("memsvc.api")
 
@@ -22,23 +24,8 @@ LATENCY = Histogram(
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "payload_too_large",
-                "message": f"request body exceeds {limit} bytes",
-                "detail": {"limit": limit},
-            }
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    err = PayloadTooLarge(f"request body exceeds {limit} bytes", detail={"limit": limit})
+    await send_error(send, err, close=True)
 
 
 class BodyLimit:
@@ -77,23 +64,6 @@ class _BodyTooLarge(Exception):
     pass
 
 
-async def _send_error(
-    send: Send, status: int, code: str, message: str, detail: object = None
-) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "detail": detail}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 class CleanURL:
     """Refuse a path or query parameter holding a NUL (422): no store can keep one, and the
     routes (API and admin view alike) would otherwise pass it on to Postgres."""
@@ -105,13 +75,8 @@ class CleanURL:
         if scope["type"] == "http":
             where = _nul_in(scope)
             if where is not None:
-                await _send_error(
-                    send,
-                    422,
-                    "validation_error",
-                    "request failed validation",
-                    [{"loc": [where], "msg": "NUL character", "type": "value_error"}],
-                )
+                nul = {"loc": [where], "msg": "NUL character", "type": "value_error"}
+                await send_error(send, from_validation([nul]))
                 return
         await self.app(scope, receive, send)
 
@@ -156,7 +121,7 @@ class CatchAll:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await _send_error(send, 500, "internal_error", "internal server error")
+            await send_error(send, ServerError("internal server error"))
 
 
 class Metrics:

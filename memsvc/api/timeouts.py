@@ -5,22 +5,17 @@ answered ``408 request_timeout`` and the connection closed (half-sent requests w
 from __future__ import annotations
 
 import asyncio
-import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from memsvc.api.errors import send_error
+from memsvc.errors import ServiceUnavailable, from_http
+
+RETRY_AFTER_S = 2
 
 
 class _BodyTimeout(BaseException):
     pass
-
-
-async def _error(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "detail": None}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
-    if status == 503:
-        headers.append((b"retry-after", b"2"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class Timeouts:
@@ -56,9 +51,9 @@ class Timeouts:
                 await self.app(scope, timed_receive, tracking_send)
         except _BodyTimeout:
             if not started:
-                await _error(
-                    send, 408, "request_timeout", "the request body did not arrive in time"
-                )
+                slow = from_http(408, "the request body did not arrive in time")
+                await send_error(send, slow, close=True)
         except TimeoutError:
             if not started:
-                await _error(send, 503, "timeout", "the request took too long; retry later")
+                late = ServiceUnavailable("the request took too long; retry later", code="timeout")
+                await send_error(send, late, close=True, retry_after_s=RETRY_AFTER_S)

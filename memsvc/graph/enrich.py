@@ -38,8 +38,8 @@ from memsvc.llm import Usage
 from memsvc.store import links as link_store
 from memsvc.store import notes
 from memsvc.store.db import Database
-from memsvc.store.memories import Change
 from memsvc.store.notes import Candidate, Note
+from memsvc.store.versions import Change
 
 ACTOR_ENRICH = "system:enrich"
 ACTOR_EVOLVE = "system:evolve"

@@ -16,10 +16,11 @@ from memsvc.errors import PayloadTooLarge, ValidationFailed
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
 from memsvc.schemas.memories import SourceCreate, check_memory
-from memsvc.store import ann, context, cubes, edits, idempotency
+from memsvc.store import ann, context, cubes, edits, erasure, idempotency
 from memsvc.store import memories as store
 from memsvc.store.indexing import CONTEXT_MARK, build_index_text, occurred_at, placed_text
 from memsvc.store.tenants import Principal
+from memsvc.store.versions import Change
 
 # Memories embedded per model call on the write path (matches the runtime's batch size).
 EMBED_CHUNK = 64
@@ -167,7 +168,7 @@ async def create_memories(
                 tenant_id=principal.tenant_id,
                 cube_id=cube_id,
                 items=items,
-                change=store.Change(actor=principal.actor, change_kind="create", policy="explicit"),
+                change=Change(actor=principal.actor, change_kind="create", policy="explicit"),
                 embedding_model=runtime.embedder.model_name,
                 max_attempts=max_attempts,
                 enqueue_enrichment=batch.enrich,
@@ -244,10 +245,43 @@ async def update_memory(
         tenant_id=principal.tenant_id,
         memory_id=memory_id,
         data=data,
-        change=store.Change(actor=principal.actor, change_kind="update", reason=data.reason),
+        change=Change(actor=principal.actor, change_kind="update", reason=data.reason),
         version=current.version,
         rebased_over=edit.rebased_over,
         index_text=index_text,
         embedding=vec,
         embedding_model=runtime.embedder.model_name,
+    )
+
+
+async def delete_memory(
+    session: AsyncSession, *, principal: Principal, memory_id: uuid.UUID, hard: bool = False
+) -> None:
+    """Soft delete as a new version (restorable), or with ``hard`` erase the content
+    everywhere (audited, see ``memsvc.store.erasure``)."""
+    if hard:
+        await erasure.erase(
+            session, tenant_id=principal.tenant_id, memory_id=memory_id, actor=principal.actor
+        )
+        return
+    await _set_status(session, principal=principal, memory_id=memory_id, status="deleted")
+
+
+async def restore_memory(
+    session: AsyncSession, *, principal: Principal, memory_id: uuid.UUID
+) -> MemoryRead:
+    """Undo a soft delete, as a new version."""
+    return await _set_status(session, principal=principal, memory_id=memory_id, status="active")
+
+
+async def _set_status(
+    session: AsyncSession, *, principal: Principal, memory_id: uuid.UUID, status: str
+) -> MemoryRead:
+    kind = "delete" if status == "deleted" else "restore"
+    return await store.set_status(
+        session,
+        tenant_id=principal.tenant_id,
+        memory_id=memory_id,
+        status=status,
+        change=Change(actor=principal.actor, change_kind=kind),
     )

@@ -42,6 +42,7 @@ from memsvc.store import ann, context, textsearch
 from memsvc.store import memories as store
 from memsvc.store.ann import Ranked
 from memsvc.store.caches import caches_of
+from memsvc.store.filters import apply_filters
 from memsvc.store.models import Memory
 from memsvc.store.textsearch import TextMatch, plain_match
 
@@ -82,28 +83,7 @@ def _scoped(
     as_of: datetime | None,
 ) -> Select[Any]:
     stmt = stmt.where(Memory.tenant_id == tenant_id, Memory.cube_id == cube_id)
-    f = filters or SearchFilters()
-    if f.include_deleted:
-        stmt = stmt.where(Memory.status.in_(("active", "deleted")))
-    else:
-        stmt = stmt.where(Memory.status == "active")
-    if f.kinds:
-        stmt = stmt.where(Memory.kind.in_(f.kinds))
-    if f.layers:
-        stmt = stmt.where(Memory.layer.in_(f.layers))
-    if f.tags:
-        stmt = stmt.where(Memory.tags.overlap(f.tags))
-    for col, val in (
-        (Memory.user_id, f.user_id),
-        (Memory.agent_id, f.agent_id),
-        (Memory.session_id, f.session_id),
-    ):
-        if val is not None:
-            stmt = stmt.where(col == val)
-    if f.created_after:
-        stmt = stmt.where(Memory.created_at >= f.created_after)
-    if f.created_before:
-        stmt = stmt.where(Memory.created_at < f.created_before)
+    stmt = apply_filters(stmt, filters or SearchFilters())
     if as_of is not None:
         stmt = stmt.where(
             Memory.created_at <= as_of,

@@ -6,7 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from memsvc.schemas.common import INT32_MAX, JSONObject, Page, ReadModel, Timestamp, WireModel
 
@@ -18,6 +25,12 @@ MAX_TAGS = 64
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS)]
 # Fields a PATCH may leave out but not set to null (the others' null clears them).
 NOT_NULL = ("content", "kind", "layer", "tags", "metadata", "importance")
+
+
+# Read models are built from store rows (``model_validate(row)``): rows keep ``metadata`` as
+# ``metadata_`` (SQLAlchemy's name), JSON says ``metadata``; a NULL list reads as empty.
+RowMetadata = Annotated[JSONObject, Field(validation_alias=AliasChoices("metadata_", "metadata"))]
+RowInts = Annotated[list[int], BeforeValidator(lambda v: [] if v is None else v)]
 
 
 def check_memory(content: str, valid_from: datetime | None, valid_to: datetime | None) -> None:
@@ -46,7 +59,7 @@ class SourceRead(ReadModel):
     speaker: str | None = None
     occurred_at: datetime | None = None
     text: str | None = None
-    metadata: JSONObject = Field(default_factory=dict)
+    metadata: RowMetadata = Field(default_factory=dict)
 
 
 class MemoryCreate(WireModel):
@@ -111,7 +124,7 @@ class MemoryRead(ReadModel):
     kind: str
     layer: Layer
     tags: list[str]
-    metadata: JSONObject
+    metadata: RowMetadata
     user_id: str | None = None
     agent_id: str | None = None
     session_id: str | None = None
@@ -126,6 +139,32 @@ class MemoryRead(ReadModel):
     context: str | None = None
     enrichment_status: str = "pending"
     sources: list[SourceRead] = Field(default_factory=list)
+
+
+class MemoryFilters(BaseModel):
+    """Filters of a memory list, ``None`` meaning no restriction: the query of
+    ``GET /v1/cubes/{cube_id}/memories`` (FastAPI's query model, ``tag`` may repeat), the
+    admin table's filters and what ``store.filters.apply_filters`` reads. ``status`` wins
+    over ``include_deleted`` (deleted ones too); erased memories are never listed.
+    The SDK's ``MemoryFilters`` keyword arguments carry the same names (a test holds them)."""
+
+    status: Status | None = None
+    kind: str | None = None
+    layer: Layer | None = None
+    tag: list[str] | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    created_after: Timestamp | None = None
+    created_before: Timestamp | None = None
+    include_deleted: bool = False
+
+
+class MemoryListQuery(MemoryFilters):
+    """The whole query of a memory list: its filters and a page (``next_cursor`` on)."""
+
+    cursor: str | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
 
 
 class MemoryList(ReadModel):
@@ -147,7 +186,7 @@ class MemoryVersionRead(ReadModel):
     kind: str
     layer: str
     tags: list[str]
-    metadata: JSONObject
+    metadata: RowMetadata
     keywords: list[str] = Field(default_factory=list)
     context: str | None = None
     importance: float
@@ -162,7 +201,7 @@ class MemoryVersionRead(ReadModel):
     embedding_model: str | None = None
     embedding_hash: str | None = None
     # Versions (by the system) written after the edit's expected_version, applied under it.
-    rebased_over: list[int] = Field(default_factory=list)
+    rebased_over: RowInts = Field(default_factory=list)
     created_at: datetime
 
 
@@ -177,7 +216,7 @@ class VersionProvenance(ReadModel):
     caused_by: uuid.UUID | None = None
     policy: str | None = None
     model: str | None = None
-    rebased_over: list[int] = Field(default_factory=list)
+    rebased_over: RowInts = Field(default_factory=list)
     created_at: datetime
     sources: list[SourceRead] = Field(default_factory=list)
 

@@ -66,7 +66,8 @@ class MemoryUpdateFields(TypedDict, total=False):
 
 
 class MemoryFilters(TypedDict, total=False):
-    """Query filters of ``GET /v1/cubes/{cube_id}/memories``; ``tag`` may repeat."""
+    """Query filters of ``GET /v1/cubes/{cube_id}/memories``; ``tag`` may repeat. The names
+    are the fields of the server's ``memsvc.schemas.MemoryFilters`` (a test holds them)."""
 
     status: Status
     kind: str

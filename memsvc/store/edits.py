@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import Conflict, NotFound
 from memsvc.schemas import MemoryRead, MemoryUpdate
-from memsvc.store.memories import SNAPSHOT, read_many
+from memsvc.store.memories import read_many
 from memsvc.store.models import Memory, MemoryVersion
+from memsvc.store.versions import SNAPSHOT
 
 # Change kinds written by background work; indexing (``ann``) writes no version at all.
 SYSTEM_CHANGES = frozenset({"enrich", "evolve"})

@@ -45,16 +45,7 @@ class NewLink:
 
 def to_read(link: Link) -> LinkRead:
     """The link JSON of a row."""
-    return LinkRead(
-        id=link.id,
-        source_id=link.source_id,
-        target_id=link.target_id,
-        relation=link.relation,
-        weight=link.weight,
-        reason=link.reason,
-        created_by=link.created_by,
-        created_at=link.created_at,
-    )
+    return LinkRead.model_validate(link)
 
 
 def canonical(
@@ -247,6 +238,19 @@ async def count_live(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uu
         )
     )
     return int(n.scalar_one())
+
+
+async def relations(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID
+) -> list[str]:
+    """The relation names of the cube's live links, sorted."""
+    rows = await session.execute(
+        select(Link.relation)
+        .where(Link.tenant_id == tenant_id, Link.cube_id == cube_id, Link.status == "active")
+        .distinct()
+        .order_by(Link.relation)
+    )
+    return list(rows.scalars())
 
 
 @dataclass

@@ -17,7 +17,7 @@ from sqlalchemy import Date, cast, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
-from memsvc.store import ann, memories, textsearch
+from memsvc.store import ann, memories, textsearch, versions
 from memsvc.store.models import Memory, MemorySource, MemoryVersion, Source
 
 # Fields enrichment and evolution may change; content never changes here.
@@ -367,7 +367,7 @@ async def revise(
     *,
     tenant_id: uuid.UUID,
     memory_id: uuid.UUID,
-    change: memories.Change,
+    change: versions.Change,
     values: dict[str, Any],
 ) -> int:
     """Set enrichment fields as a new version (content untouched); returns the version."""
@@ -380,7 +380,7 @@ async def revise(
     mem.version += 1
     mem.updated_at = datetime.now(UTC)
     await session.flush()
-    await memories._append_version(session, mem, change)
+    await versions.append(session, mem, change)
     return mem.version
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -12,9 +13,10 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import BadRequest
-from memsvc.schemas.common import INT64_MAX, to_utc
+from memsvc.schemas.common import INT64_MAX, Page, to_utc
 
 S = TypeVar("S", bound=Select[Any])
+T = TypeVar("T")
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID | int) -> str:
@@ -83,3 +85,15 @@ async def fetch_page(
     page = rows[:limit]
     nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return page, nxt
+
+
+async def every(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> list[T]:
+    """All items of a paged listing: ``fetch(cursor)`` page after page until the last."""
+    out: list[T] = []
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        out.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return out

@@ -7,14 +7,16 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import Conflict, Forbidden, NotFound
 from memsvc.schemas import KeyCreated, KeyPage, KeyRead, Role, TenantPage, TenantRead
-from memsvc.store.models import ApiKey, AuditLog, Tenant
+from memsvc.store.models import ApiKey, AuditLog, RevokedSession, Tenant
 from memsvc.store.pagination import fetch_page
 
 KEY_PREFIX = "msk_"
@@ -179,4 +181,36 @@ async def bootstrap(session: AsyncSession) -> KeyCreated | None:
         name="bootstrap operator",
         role="operator",
         actor="system:bootstrap",
+    )
+
+
+# --- admin view sign-in sessions ---------------------------------------------------------
+
+
+async def session_is_live(
+    session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID, session_id: str
+) -> bool:
+    """Whether a session's key is live and the session was not signed out."""
+    revoked = select(RevokedSession.id).where(RevokedSession.id == session_id).exists()
+    row = await session.execute(
+        select(ApiKey.id).where(
+            ApiKey.id == key_id,
+            ApiKey.tenant_id == tenant_id,
+            ApiKey.revoked_at.is_(None),
+            ~revoked,
+        )
+    )
+    return row.first() is not None
+
+
+async def revoke_session(session: AsyncSession, *, session_id: str, expires: int) -> None:
+    """Sign a session out for good (until its cookie would have expired); forget the
+    revocations whose cookies have expired since."""
+    now = datetime.now(UTC)
+    await session.execute(delete(RevokedSession).where(RevokedSession.expires_at < now))
+    until = datetime.fromtimestamp(expires, UTC)
+    await session.execute(
+        insert(RevokedSession)
+        .values(id=session_id, expires_at=until)
+        .on_conflict_do_nothing(index_elements=[RevokedSession.id])
     )

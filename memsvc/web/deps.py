@@ -15,9 +15,8 @@ from memsvc.errors import BadRequest, Forbidden, PayloadTooLarge
 from memsvc.schemas import CubeRead
 from memsvc.schemas.common import bad_text
 from memsvc.state import AppState
-from memsvc.store import cubes
+from memsvc.store import cubes, tenants
 from memsvc.store.db import scope_to_tenant
-from memsvc.web import queries
 from memsvc.web import session as sessions
 from memsvc.web.errors import LoginRequired
 
@@ -34,26 +33,26 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-async def get_db(state: StateDep) -> AsyncIterator[AsyncSession]:
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     """One transaction per request, committed before the response is sent."""
     async with state.db.transaction() as session:
         yield session
 
 
-DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def signed_in(request: Request, state: StateDep, db: DbDep) -> sessions.WebSession:
+async def signed_in(request: Request, state: StateDep, session: SessionDep) -> sessions.WebSession:
     """The operator's session, or a redirect to the sign-in form (also once the key is revoked
     or the session signed out)."""
     key = await sessions.signing_key(state)
     web = sessions.decode(key, request.cookies.get(sessions.COOKIE))
-    if web is None or not await queries.session_is_live(
-        db, tenant_id=web.tenant_id, key_id=web.key_id, session_id=web.session_id
+    if web is None or not await tenants.session_is_live(
+        session, tenant_id=web.tenant_id, key_id=web.key_id, session_id=web.session_id
     ):
         raise LoginRequired
     # From here on this request's transaction sees only the operator's tenant.
-    await scope_to_tenant(db, web.tenant_id, rls=state.db.rls)
+    await scope_to_tenant(session, web.tenant_id, rls=state.db.rls)
     request.state.web = web
     return web
 
@@ -112,9 +111,9 @@ async def checked_form(request: Request, web: WebDep) -> Form:
 FormDep = Annotated[Form, Depends(checked_form)]
 
 
-async def load_cube(cube_id: uuid.UUID, web: WebDep, db: DbDep) -> CubeRead:
+async def load_cube(cube_id: uuid.UUID, web: WebDep, session: SessionDep) -> CubeRead:
     """The operator's cube named in the path, or 404 (also for other tenants' cubes)."""
-    return await cubes.get(db, tenant_id=web.tenant_id, cube_id=cube_id)
+    return await cubes.get(session, tenant_id=web.tenant_id, cube_id=cube_id)
 
 
 CubeDep = Annotated[CubeRead, Depends(load_cube)]

@@ -20,7 +20,14 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memsvc.errors import BadRequest, MemsvcError, ServerError, ValidationFailed
+from memsvc.errors import (
+    BadRequest,
+    MemsvcError,
+    ServerError,
+    Unauthorized,
+    from_http,
+    from_validation,
+)
 from memsvc.web.render import SECURITY_HEADERS, page
 
 log = logging.getLogger("memsvc.web")
@@ -30,33 +37,20 @@ class LoginRequired(Exception):
     """No valid session: pages redirect to the sign-in form, the JSON API answers 401."""
 
 
-def _clean(errors: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in errors
-    ]
-
-
 def as_memsvc_error(exc: Exception) -> MemsvcError:
     """The domain error an exception stands for (unknown ones become a generic 500)."""
     if isinstance(exc, MemsvcError):
         return exc
     if isinstance(exc, RequestValidationError):
-        return ValidationFailed("request failed validation", detail=_clean(list(exc.errors())))
+        return from_validation(exc.errors())
     if isinstance(exc, StarletteHTTPException):
-        err = BadRequest(str(exc.detail), code="http_error")
-        err.status = exc.status_code  # type: ignore[misc]
-        if exc.status_code == 404:
-            err.code = "not_found"  # type: ignore[misc]
-        elif exc.status_code == 405:
-            err.code = "method_not_allowed"  # type: ignore[misc]
-        return err
+        return from_http(exc.status_code, exc.detail if isinstance(exc.detail, str) else None)
     return ServerError("internal server error")
 
 
-def from_pydantic(exc: ValidationError) -> ValidationFailed:
+def from_pydantic(exc: ValidationError) -> BadRequest:
     """A model built from a form failed validation: the API's 422, with the same detail."""
-    return ValidationFailed("request failed validation", detail=_clean(list(exc.errors())))
+    return from_validation(exc.errors())
 
 
 def is_api(request: Request) -> bool:
@@ -74,8 +68,8 @@ def error_page(request: Request, err: MemsvcError) -> Response:
 def login_redirect(request: Request) -> Response:
     """Back to the sign-in form, returning here afterwards (for page views)."""
     if is_api(request):
-        body = {"error": {"code": "unauthorized", "message": "sign in first", "detail": None}}
-        return JSONResponse(body, status_code=401, headers=SECURITY_HEADERS)
+        err = Unauthorized("sign in first")
+        return JSONResponse(err.to_wire(), status_code=err.status, headers=SECURITY_HEADERS)
     target = "/admin/login"
     if request.method == "GET":
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")

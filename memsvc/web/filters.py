@@ -1,4 +1,4 @@
-"""The memory table's filter form: query parameters in, store filters and search filters out."""
+"""The memory table's filter form: query parameters in, list filters and search filters out."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import cast
 from urllib.parse import urlencode
 
 from memsvc.errors import BadRequest
-from memsvc.schemas import SearchFilters
+from memsvc.schemas import MemoryFilters, SearchFilters
 from memsvc.schemas.common import to_utc
-from memsvc.schemas.memories import Layer
-from memsvc.store.memories import MemoryFilters
+from memsvc.schemas.memories import Layer, Status
 
 LAYERS = ("core", "semantic", "episodic")
 STATUSES = ("active", "deleted", "all")
@@ -46,15 +45,13 @@ def _time(name: str, value: str | None, *, end_of_day: bool = False) -> datetime
 
 @dataclass(frozen=True)
 class TableQuery:
-    """What the memory table was asked for: filters, a search, a page."""
+    """What the memory table was asked for: the API's list filters, a search, a page.
 
+    ``status`` is the form's (``all`` too); ``after``/``before`` are the dates as typed.
+    """
+
+    filters: MemoryFilters = field(default_factory=MemoryFilters)
     status: str = "active"
-    kind: str | None = None
-    layer: str | None = None
-    tags: list[str] = field(default_factory=list)
-    user_id: str | None = None
-    agent_id: str | None = None
-    session_id: str | None = None
     after: str | None = None
     before: str | None = None
     q: str | None = None
@@ -80,71 +77,57 @@ class TableQuery:
         if not 1 <= limit <= 1000 or not 1 <= top_k <= 1000:
             raise BadRequest("limit and top_k must be 1..1000", code="invalid_filter")
         tags = [t.strip() for t in (params.get("tag") or "").split(",") if t.strip()]
-        q = cls(
-            status=status,
+        after, before = _blank(params.get("after")), _blank(params.get("before"))
+        filters = MemoryFilters(
+            status=cast(Status, status) if status != "all" else None,
             kind=_blank(params.get("kind")),
-            layer=layer,
-            tags=tags,
+            layer=cast(Layer, layer),
+            tag=tags,
             user_id=_blank(params.get("user_id")),
             agent_id=_blank(params.get("agent_id")),
             session_id=_blank(params.get("session_id")),
-            after=_blank(params.get("after")),
-            before=_blank(params.get("before")),
+            created_after=_time("from", after),
+            created_before=_time("to", before, end_of_day=True),
+            include_deleted=status == "all",
+        )
+        return cls(
+            filters=filters,
+            status=status,
+            after=after,
+            before=before,
             q=_blank(params.get("q")),
             preset=_blank(params.get("preset")) or "hybrid",
             top_k=top_k,
             cursor=_blank(params.get("cursor")),
             limit=limit,
         )
-        q.created_after()
-        q.created_before()
-        return q
-
-    def created_after(self) -> datetime | None:
-        return _time("from", self.after)
-
-    def created_before(self) -> datetime | None:
-        return _time("to", self.before, end_of_day=True)
-
-    def store_filters(self) -> MemoryFilters:
-        """The same filters the API's list endpoint builds."""
-        return MemoryFilters(
-            status=self.status if self.status != "all" else None,
-            kind=self.kind,
-            layer=self.layer,
-            tags=self.tags,
-            user_id=self.user_id,
-            agent_id=self.agent_id,
-            session_id=self.session_id,
-            created_after=self.created_after(),
-            created_before=self.created_before(),
-            include_deleted=self.status == "all",
-        )
 
     def search_filters(self) -> SearchFilters:
         """The filters as a search request carries them (search sees active, or all)."""
+        f = self.filters
         return SearchFilters(
-            kinds=[self.kind] if self.kind else None,
-            layers=[cast(Layer, self.layer)] if self.layer else None,
-            tags=self.tags or None,
-            user_id=self.user_id,
-            agent_id=self.agent_id,
-            session_id=self.session_id,
-            created_after=self.created_after(),
-            created_before=self.created_before(),
+            kinds=[f.kind] if f.kind else None,
+            layers=[f.layer] if f.layer else None,
+            tags=f.tag or None,
+            user_id=f.user_id,
+            agent_id=f.agent_id,
+            session_id=f.session_id,
+            created_after=f.created_after,
+            created_before=f.created_before,
             include_deleted=self.status != "active",
         )
 
     def url_params(self, **override: str | None) -> str:
         """The query string of this view with ``override`` applied (None drops a key)."""
+        f = self.filters
         params: dict[str, str | None] = {
             "status": self.status if self.status != "active" else None,
-            "kind": self.kind,
-            "layer": self.layer,
-            "tag": ",".join(self.tags) or None,
-            "user_id": self.user_id,
-            "agent_id": self.agent_id,
-            "session_id": self.session_id,
+            "kind": f.kind,
+            "layer": f.layer,
+            "tag": ",".join(f.tag or []) or None,
+            "user_id": f.user_id,
+            "agent_id": f.agent_id,
+            "session_id": f.session_id,
             "after": self.after,
             "before": self.before,
             "q": self.q,
@@ -157,6 +140,7 @@ class TableQuery:
 
     @property
     def filtered(self) -> bool:
-        return any(
-            (self.kind, self.layer, self.tags, self.user_id, self.agent_id, self.session_id)
-        ) or any((self.after, self.before, self.status != "active"))
+        f = self.filters
+        return any((f.kind, f.layer, f.tag, f.user_id, f.agent_id, f.session_id)) or any(
+            (self.after, self.before, self.status != "active")
+        )

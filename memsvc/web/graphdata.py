@@ -12,12 +12,11 @@ import uuid
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.graph import views
 from memsvc.schemas import GraphEdge
-from memsvc.store.models import Link, Memory
+from memsvc.store import links
 
 MAX_LIMIT = 5000
 MAX_DEPTH = 4
@@ -62,25 +61,8 @@ async def cube_graph(
         session, tenant_id=tenant_id, cube_id=cube_id, center=center, depth=depth, limit=limit
     )
     ids = [n.id for n in view.nodes]
-    contents: dict[uuid.UUID, str] = {}
-    if ids:
-        rows = await session.execute(
-            select(Memory.id, func.left(Memory.content, CONTENT_CHARS)).where(
-                Memory.tenant_id == tenant_id, Memory.id.in_(ids)
-            )
-        )
-        contents = {mid: text for mid, text in rows}
-    relations = await session.execute(
-        select(Link.relation)
-        .where(Link.tenant_id == tenant_id, Link.cube_id == cube_id, Link.status == "active")
-        .distinct()
-        .order_by(Link.relation)
-    )
-    count = await session.execute(
-        select(func.count()).where(
-            Memory.tenant_id == tenant_id, Memory.cube_id == cube_id, Memory.status == "active"
-        )
-    )
+    rows = await links.graph_memories(session, tenant_id=tenant_id, cube_id=cube_id, ids=ids)
+    contents = {m.id: m.content[:CONTENT_CHARS] for m in rows}
     return AdminGraph(
         nodes=[
             AdminGraphNode(**n.model_dump(), content=contents.get(n.id, n.label))
@@ -89,6 +71,6 @@ async def cube_graph(
         edges=view.edges,
         center=view.center,
         truncated=view.truncated,
-        relations=list(relations.scalars()),
-        memory_count=int(count.scalar_one()),
+        relations=await links.relations(session, tenant_id=tenant_id, cube_id=cube_id),
+        memory_count=await links.count_active(session, tenant_id=tenant_id, cube_id=cube_id),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -19,6 +19,7 @@ from memsvc.policy import writes
 from memsvc.schemas import (
     MemoryBatchCreate,
     MemoryList,
+    MemoryListQuery,
     MemoryPage,
     MemoryRead,
     MemoryUpdate,
@@ -26,9 +27,10 @@ from memsvc.schemas import (
     MemoryVersionRead,
     ProvenanceRead,
 )
-from memsvc.schemas.common import INT32_MAX, Timestamp
-from memsvc.store import erasure, idempotency
+from memsvc.schemas.common import INT32_MAX
+from memsvc.store import idempotency
 from memsvc.store import memories as store
+from memsvc.store import versions as history
 
 router = APIRouter(prefix="/v1", tags=["memories"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -69,39 +71,16 @@ async def list_memories(
     cube: CubeDep,
     principal: PrincipalDep,
     session: SessionDep,
-    status: Literal["active", "deleted"] | None = None,
-    kind: str | None = None,
-    layer: Literal["core", "semantic", "episodic"] | None = None,
-    tag: Annotated[list[str] | None, Query()] = None,
-    user_id: str | None = None,
-    agent_id: str | None = None,
-    session_id: str | None = None,
-    created_after: Timestamp | None = None,
-    created_before: Timestamp | None = None,
-    include_deleted: bool = False,
-    cursor: str | None = None,
-    limit: Limit = 100,
+    query: Annotated[MemoryListQuery, Query()],
 ) -> MemoryPage:
     """A page of the cube's memories with filters; follow ``next_cursor`` for the rest."""
-    filters = store.MemoryFilters(
-        status=status,
-        kind=kind,
-        layer=layer,
-        tags=tag or [],
-        user_id=user_id,
-        agent_id=agent_id,
-        session_id=session_id,
-        created_after=created_after,
-        created_before=created_before,
-        include_deleted=include_deleted,
-    )
     return await store.get_all(
         session,
         tenant_id=principal.tenant_id,
         cube_id=cube.id,
-        filters=filters,
-        cursor=cursor,
-        limit=limit,
+        filters=query,
+        cursor=query.cursor,
+        limit=query.limit,
     )
 
 
@@ -137,18 +116,7 @@ async def delete_memory(
     memory_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, hard: bool = False
 ) -> Response:
     """Soft delete (restorable), or with ``hard=true`` erase content everywhere (audited)."""
-    if hard:
-        await erasure.erase(
-            session, tenant_id=principal.tenant_id, memory_id=memory_id, actor=principal.actor
-        )
-    else:
-        await store.set_status(
-            session,
-            tenant_id=principal.tenant_id,
-            memory_id=memory_id,
-            status="deleted",
-            change=store.Change(actor=principal.actor, change_kind="delete"),
-        )
+    await writes.delete_memory(session, principal=principal, memory_id=memory_id, hard=hard)
     return Response(status_code=204)
 
 
@@ -157,13 +125,7 @@ async def restore_memory(
     memory_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
 ) -> MemoryRead:
     """Undo a soft delete."""
-    return await store.set_status(
-        session,
-        tenant_id=principal.tenant_id,
-        memory_id=memory_id,
-        status="active",
-        change=store.Change(actor=principal.actor, change_kind="restore"),
-    )
+    return await writes.restore_memory(session, principal=principal, memory_id=memory_id)
 
 
 @router.get("/memories/{memory_id}/versions", response_model=MemoryVersionPage)
@@ -175,7 +137,7 @@ async def list_versions(
     limit: Limit = 100,
 ) -> MemoryVersionPage:
     """Version history, oldest first."""
-    return await store.versions(
+    return await history.versions(
         session, tenant_id=principal.tenant_id, memory_id=memory_id, cursor=cursor, limit=limit
     )
 
@@ -188,7 +150,7 @@ async def get_version(
     session: SessionDep,
 ) -> MemoryVersionRead:
     """One version."""
-    return await store.version(
+    return await history.version(
         session, tenant_id=principal.tenant_id, memory_id=memory_id, number=number
     )
 
@@ -198,4 +160,4 @@ async def get_provenance(
     memory_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
 ) -> ProvenanceRead:
     """Sources, actor, policy/model and causing memory of every version."""
-    return await store.provenance(session, tenant_id=principal.tenant_id, memory_id=memory_id)
+    return await history.provenance(session, tenant_id=principal.tenant_id, memory_id=memory_id)

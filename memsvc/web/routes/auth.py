@@ -13,9 +13,8 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from memsvc.errors import Forbidden, NotFound, RateLimited
 from memsvc.store import tenants
-from memsvc.web import queries
 from memsvc.web import session as sessions
-from memsvc.web.deps import CSRF_MESSAGE, DbDep, FormDep, StateDep, WebDep, read_form
+from memsvc.web.deps import CSRF_MESSAGE, FormDep, SessionDep, StateDep, WebDep, read_form
 from memsvc.web.errors import AdminRoute
 from memsvc.web.render import SECURITY_HEADERS, STATIC_DIR, page
 
@@ -68,19 +67,19 @@ def _login_page(request: Request, *, status: int = 200, error: str | None = None
 
 
 @router.get("/login")
-async def login_form(request: Request, state: StateDep, db: DbDep) -> Response:
+async def login_form(request: Request, state: StateDep, session: SessionDep) -> Response:
     """The sign-in form (straight to the overview when already signed in)."""
     key = await sessions.signing_key(state)
     web = sessions.decode(key, request.cookies.get(sessions.COOKIE))
-    if web is not None and await queries.session_is_live(
-        db, tenant_id=web.tenant_id, key_id=web.key_id, session_id=web.session_id
+    if web is not None and await tenants.session_is_live(
+        session, tenant_id=web.tenant_id, key_id=web.key_id, session_id=web.session_id
     ):
         return RedirectResponse("/admin/", status_code=303, headers=SECURITY_HEADERS)
     return _login_page(request)
 
 
 @router.post("/login")
-async def login(request: Request, state: StateDep, db: DbDep) -> Response:
+async def login(request: Request, state: StateDep, session: SessionDep) -> Response:
     """Check the API key; on success start a session for its tenant."""
     form = await read_form(request)
     expected = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
@@ -96,12 +95,12 @@ async def login(request: Request, state: StateDep, db: DbDep) -> Response:
             f"too many failed sign-ins; try again in {math.ceil(wait)} s",
             detail={"retry_after_s": math.ceil(wait)},
         )
-    principal = await tenants.authenticate(db, raw_key=form.get("key").strip())
+    principal = await tenants.authenticate(session, raw_key=form.get("key").strip())
     if principal is None:
         throttle.failed(client)
         return _login_page(request, status=401, error="invalid or revoked API key")
     throttle.succeeded(client)
-    tenant = await tenants.get_tenant(db, tenant_id=principal.tenant_id)
+    tenant = await tenants.get_tenant(session, tenant_id=principal.tenant_id)
     value = sessions.encode(await sessions.signing_key(state), principal, tenant.name)
     resp = RedirectResponse(_safe_next(form.get("next")), status_code=303, headers=SECURITY_HEADERS)
     _cookie(
@@ -112,10 +111,10 @@ async def login(request: Request, state: StateDep, db: DbDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(_: FormDep, web: WebDep, db: DbDep) -> Response:
+async def logout(_: FormDep, web: WebDep, session: SessionDep) -> Response:
     """End the session: recorded as signed out, so a kept copy of the cookie no longer
     works; the key itself stays valid."""
-    await queries.revoke_session(db, session_id=web.session_id, expires=web.expires)
+    await tenants.revoke_session(session, session_id=web.session_id, expires=web.expires)
     resp = RedirectResponse("/admin/login", status_code=303, headers=SECURITY_HEADERS)
     resp.delete_cookie(sessions.COOKIE, path=sessions.COOKIE_PATH, httponly=True, samesite="strict")
     return resp

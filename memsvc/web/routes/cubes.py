@@ -15,8 +15,8 @@ from memsvc.schemas import CubeRead, SearchRequest, SearchResponse
 from memsvc.state import AppState
 from memsvc.store import cubes
 from memsvc.store import memories as store
-from memsvc.web import queries
-from memsvc.web.deps import CubeDep, DbDep, StateDep, WebDep
+from memsvc.store import stats as numbers
+from memsvc.web.deps import CubeDep, SessionDep, StateDep, WebDep
 from memsvc.web.errors import AdminRoute, from_pydantic
 from memsvc.web.filters import LAYERS, PAGE_SIZES, STATUSES, TableQuery
 from memsvc.web.render import SECURITY_HEADERS, page
@@ -30,13 +30,15 @@ async def root() -> Response:
 
 
 @router.get("/")
-async def overview(request: Request, web: WebDep, db: DbDep, cursor: str | None = None) -> Response:
+async def overview(
+    request: Request, web: WebDep, session: SessionDep, cursor: str | None = None
+) -> Response:
     """The tenant's cubes with memory counts, 30-day growth and open jobs."""
-    cube_page = await cubes.get_all(db, tenant_id=web.tenant_id, cursor=cursor, limit=100)
-    stats = await queries.cube_stats(
-        db, tenant_id=web.tenant_id, cube_ids=[c.id for c in cube_page.items], days=30
+    cube_page = await cubes.get_all(session, tenant_id=web.tenant_id, cursor=cursor, limit=100)
+    stats = await numbers.cube_stats(
+        session, tenant_id=web.tenant_id, cube_ids=[c.id for c in cube_page.items], days=30
     )
-    counts = await queries.job_counts(db, tenant_id=web.tenant_id)
+    counts = await numbers.job_counts(session, tenant_id=web.tenant_id)
     return page(
         request,
         "cubes.html",
@@ -48,7 +50,7 @@ async def overview(request: Request, web: WebDep, db: DbDep, cursor: str | None 
 
 
 async def run_search(
-    db: AsyncSession, state: AppState, *, tenant_id: uuid.UUID, cube: CubeRead, tq: TableQuery
+    session: AsyncSession, state: AppState, *, tenant_id: uuid.UUID, cube: CubeRead, tq: TableQuery
 ) -> SearchResponse:
     """The API's search, with ``explain`` on, for the table's query and filters."""
     try:
@@ -62,7 +64,7 @@ async def run_search(
     except ValidationError as exc:
         raise from_pydantic(exc) from exc
     return await search_cube(
-        db,
+        session,
         runtime=state.runtime,
         settings=state.settings,
         tenant_id=tenant_id,
@@ -74,25 +76,25 @@ async def run_search(
 
 @router.get("/cubes/{cube_id}")
 async def cube_page(
-    request: Request, cube: CubeDep, web: WebDep, db: DbDep, state: StateDep
+    request: Request, cube: CubeDep, web: WebDep, session: SessionDep, state: StateDep
 ) -> Response:
     """One cube: growth, a filterable memory table with cursor paging, and search."""
     tq = TableQuery.parse(dict(request.query_params))
     growth = (
-        await queries.growth_by_cube(db, tenant_id=web.tenant_id, cube_ids=[cube.id], days=90)
+        await numbers.growth_by_cube(session, tenant_id=web.tenant_id, cube_ids=[cube.id], days=90)
     )[cube.id]
-    stats = (await queries.cube_stats(db, tenant_id=web.tenant_id, cube_ids=[cube.id], days=1))[
-        cube.id
-    ]
+    stats = (
+        await numbers.cube_stats(session, tenant_id=web.tenant_id, cube_ids=[cube.id], days=1)
+    )[cube.id]
     results = memories = None
     if tq.q:
-        results = await run_search(db, state, tenant_id=web.tenant_id, cube=cube, tq=tq)
+        results = await run_search(session, state, tenant_id=web.tenant_id, cube=cube, tq=tq)
     else:
         memories = await store.get_all(
-            db,
+            session,
             tenant_id=web.tenant_id,
             cube_id=cube.id,
-            filters=tq.store_filters(),
+            filters=tq.filters,
             cursor=tq.cursor,
             limit=tq.limit,
         )

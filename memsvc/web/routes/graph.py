@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from memsvc.web import graphdata
-from memsvc.web.deps import CubeDep, DbDep, WebDep
+from memsvc.web.deps import CubeDep, SessionDep, WebDep
 from memsvc.web.errors import AdminRoute
 from memsvc.web.render import SECURITY_HEADERS, page
 
@@ -35,7 +35,7 @@ async def graph_page(request: Request, cube: CubeDep, _: WebDep) -> Response:
 async def graph_json(
     cube: CubeDep,
     web: WebDep,
-    db: DbDep,
+    session: SessionDep,
     response: Response,
     center: uuid.UUID | None = None,
     depth: Annotated[int, Query(ge=1, le=graphdata.MAX_DEPTH)] = 2,
@@ -44,5 +44,5 @@ async def graph_json(
     """The API's graph view (around ``center``, or the best-connected nodes) plus contents."""
     response.headers.update(SECURITY_HEADERS)
     return await graphdata.cube_graph(
-        db, tenant_id=web.tenant_id, cube_id=cube.id, center=center, depth=depth, limit=limit
+        session, tenant_id=web.tenant_id, cube_id=cube.id, center=center, depth=depth, limit=limit
     )

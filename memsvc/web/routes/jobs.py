@@ -9,8 +9,9 @@ from fastapi.responses import RedirectResponse
 
 from memsvc.jobs import queue
 from memsvc.schemas.common import INT64_MAX
+from memsvc.store import stats as numbers
 from memsvc.web import queries
-from memsvc.web.deps import DbDep, FormDep, WebDep
+from memsvc.web.deps import FormDep, SessionDep, WebDep
 from memsvc.web.errors import AdminRoute
 from memsvc.web.render import SECURITY_HEADERS, page
 
@@ -21,25 +22,25 @@ PAGE = 50
 
 @router.get("")
 async def jobs_page(
-    request: Request, web: WebDep, db: DbDep, cursor: str | None = None
+    request: Request, web: WebDep, session: SessionDep, cursor: str | None = None
 ) -> Response:
     """Counts by kind and status, dead letters with their errors, and the open queue."""
-    counts = await queries.job_counts(db, tenant_id=web.tenant_id)
+    counts = await numbers.job_counts(session, tenant_id=web.tenant_id)
     dead = await queries.jobs(
-        db, tenant_id=web.tenant_id, status="failed", cursor=cursor, limit=PAGE
+        session, tenant_id=web.tenant_id, status="failed", cursor=cursor, limit=PAGE
     )
     running = await queries.jobs(
-        db, tenant_id=web.tenant_id, status="running", cursor=None, limit=PAGE
+        session, tenant_id=web.tenant_id, status="running", cursor=None, limit=PAGE
     )
     queued = await queries.jobs(
-        db, tenant_id=web.tenant_id, status="queued", cursor=None, limit=PAGE
+        session, tenant_id=web.tenant_id, status="queued", cursor=None, limit=PAGE
     )
     retried = request.query_params.get("msg") == "retried"
     return page(
         request,
         "jobs.html",
         counts=counts,
-        statuses=queries.JOB_STATUSES,
+        statuses=numbers.JOB_STATUSES,
         dead=dead,
         cursor=cursor,
         open_jobs=running.items + queued.items,
@@ -50,8 +51,8 @@ async def jobs_page(
 
 @router.post("/{job_id}/retry")
 async def retry(
-    job_id: Annotated[int, Path(ge=1, le=INT64_MAX)], _: FormDep, web: WebDep, db: DbDep
+    job_id: Annotated[int, Path(ge=1, le=INT64_MAX)], _: FormDep, web: WebDep, session: SessionDep
 ) -> Response:
     """Put a dead letter back in the queue with its attempts reset (the API's retry)."""
-    await queue.retry(db, tenant_id=web.tenant_id, job_id=job_id)
+    await queue.retry(session, tenant_id=web.tenant_id, job_id=job_id)
     return RedirectResponse("/admin/jobs?msg=retried", status_code=303, headers=SECURITY_HEADERS)

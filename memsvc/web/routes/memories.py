@@ -15,8 +15,10 @@ from memsvc.policy import writes
 from memsvc.schemas import CubeRead, MemoryRead, MemoryUpdate, MemoryVersionRead
 from memsvc.store import cubes
 from memsvc.store import memories as store
+from memsvc.store import versions as history
+from memsvc.store.pagination import every
 from memsvc.web import diff, queries
-from memsvc.web.deps import DbDep, Form, FormDep, StateDep, WebDep
+from memsvc.web.deps import Form, FormDep, SessionDep, StateDep, WebDep
 from memsvc.web.errors import AdminRoute, from_pydantic
 from memsvc.web.filters import LAYERS
 from memsvc.web.render import SECURITY_HEADERS, page
@@ -32,21 +34,6 @@ MESSAGES = {
 }
 
 
-async def _all_versions(
-    db: AsyncSession, *, tenant_id: uuid.UUID, memory_id: uuid.UUID
-) -> list[MemoryVersionRead]:
-    out: list[MemoryVersionRead] = []
-    cursor: str | None = None
-    while True:
-        chunk = await store.versions(
-            db, tenant_id=tenant_id, memory_id=memory_id, cursor=cursor, limit=1000
-        )
-        out.extend(chunk.items)
-        cursor = chunk.next_cursor
-        if cursor is None:
-            return out
-
-
 def _pick(versions: list[MemoryVersionRead], a: int | None, b: int | None) -> tuple[int, int]:
     """The two versions to compare: as asked, else the previous and the current one."""
     numbers = {v.version for v in versions}
@@ -60,16 +47,20 @@ def _pick(versions: list[MemoryVersionRead], a: int | None, b: int | None) -> tu
 
 
 async def _context(
-    request: Request, db: AsyncSession, web: WebSession, memory_id: uuid.UUID
+    request: Request, session: AsyncSession, web: WebSession, memory_id: uuid.UUID
 ) -> dict[str, Any]:
     """Everything the memory page shows."""
-    mem = await store.get(db, tenant_id=web.tenant_id, memory_id=memory_id)
+    mem = await store.get(session, tenant_id=web.tenant_id, memory_id=memory_id)
     cube: CubeRead | None
     try:
-        cube = await cubes.get(db, tenant_id=web.tenant_id, cube_id=mem.cube_id)
+        cube = await cubes.get(session, tenant_id=web.tenant_id, cube_id=mem.cube_id)
     except NotFound:
         cube = None  # a retired cube: its memories stay readable
-    versions = await _all_versions(db, tenant_id=web.tenant_id, memory_id=memory_id)
+    versions = await every(
+        lambda cursor: history.versions(
+            session, tenant_id=web.tenant_id, memory_id=memory_id, cursor=cursor, limit=1000
+        )
+    )
     try:
         a = int(request.query_params["a"]) if request.query_params.get("a") else None
         b = int(request.query_params["b"]) if request.query_params.get("b") else None
@@ -77,10 +68,10 @@ async def _context(
         raise BadRequest("a and b must be version numbers", code="invalid_version") from exc
     a, b = _pick(versions, a, b)
     by_number = {v.version: v for v in versions}
-    prov = await store.provenance(db, tenant_id=web.tenant_id, memory_id=memory_id)
+    prov = await history.provenance(session, tenant_id=web.tenant_id, memory_id=memory_id)
     causes = [v.caused_by for v in prov.versions if v.caused_by is not None]
-    known = await queries.memory_ids_exist(db, tenant_id=web.tenant_id, ids=causes)
-    links = await queries.links_of(db, tenant_id=web.tenant_id, memory_id=memory_id)
+    known = await queries.memory_ids_exist(session, tenant_id=web.tenant_id, ids=causes)
+    links = await queries.links_of(session, tenant_id=web.tenant_id, memory_id=memory_id)
     msg = MESSAGES.get(request.query_params.get("msg", ""))
     return {
         "mem": mem,
@@ -100,13 +91,15 @@ async def _context(
 
 
 @router.get("/{memory_id}")
-async def memory_page(request: Request, memory_id: uuid.UUID, web: WebDep, db: DbDep) -> Response:
+async def memory_page(
+    request: Request, memory_id: uuid.UUID, web: WebDep, session: SessionDep
+) -> Response:
     """One memory with its history, provenance and links (404 for other tenants' ids)."""
-    return page(request, "memory.html", **await _context(request, db, web, memory_id))
+    return page(request, "memory.html", **await _context(request, session, web, memory_id))
 
 
 async def _form_base(
-    db: AsyncSession, *, tenant_id: uuid.UUID, current: MemoryRead, form: Form
+    session: AsyncSession, *, tenant_id: uuid.UUID, current: MemoryRead, form: Form
 ) -> MemoryRead | MemoryVersionRead:
     """The version the form was opened at: its fields are what the operator saw."""
     try:
@@ -115,7 +108,7 @@ async def _form_base(
         return current  # the update model refuses it with the API's message
     if not 1 <= number < current.version:
         return current
-    return await store.version(db, tenant_id=tenant_id, memory_id=current.id, number=number)
+    return await history.version(session, tenant_id=tenant_id, memory_id=current.id, number=number)
 
 
 def _update_from_form(form: Form, current: MemoryRead | MemoryVersionRead) -> MemoryUpdate | None:
@@ -157,21 +150,21 @@ async def edit(
     memory_id: uuid.UUID,
     form: FormDep,
     web: WebDep,
-    db: DbDep,
+    session: SessionDep,
     state: StateDep,
 ) -> Response:
     """Apply an edit as a new version (rebased over enrichment since the form was opened);
     a conflicting change since shows the conflict."""
-    current = await store.get(db, tenant_id=web.tenant_id, memory_id=memory_id)
+    current = await store.get(session, tenant_id=web.tenant_id, memory_id=memory_id)
     # Compared with the version the form showed, not the latest: fields enrichment changed
     # since are not the operator's edits (and would make the edit a conflict).
-    base = await _form_base(db, tenant_id=web.tenant_id, current=current, form=form)
+    base = await _form_base(session, tenant_id=web.tenant_id, current=current, form=form)
     try:
         update = _update_from_form(form, base)
         if update is None:
             return _back(memory_id, "unchanged")
         await writes.update_memory(
-            db,
+            session,
             runtime=state.runtime,
             limits=state.settings.limits,
             principal=web.principal,
@@ -181,7 +174,7 @@ async def edit(
     except MemsvcError as err:
         if isinstance(err, NotFound):
             raise
-        ctx = await _context(request, db, web, memory_id)
+        ctx = await _context(request, session, web, memory_id)
         ctx.update(edit_error=err, form={k: form.get(k) for k in _EDIT_FIELDS})
         return page(request, "memory.html", status=err.status, **ctx)
     return _back(memory_id, "saved")
@@ -197,26 +190,14 @@ def _back(memory_id: uuid.UUID, msg: str) -> Response:
 
 
 @router.post("/{memory_id}/delete")
-async def delete(memory_id: uuid.UUID, _: FormDep, web: WebDep, db: DbDep) -> Response:
+async def delete(memory_id: uuid.UUID, _: FormDep, web: WebDep, session: SessionDep) -> Response:
     """Soft delete (a new version; restorable)."""
-    await store.set_status(
-        db,
-        tenant_id=web.tenant_id,
-        memory_id=memory_id,
-        status="deleted",
-        change=store.Change(actor=web.principal.actor, change_kind="delete"),
-    )
+    await writes.delete_memory(session, principal=web.principal, memory_id=memory_id)
     return _back(memory_id, "deleted")
 
 
 @router.post("/{memory_id}/restore")
-async def restore(memory_id: uuid.UUID, _: FormDep, web: WebDep, db: DbDep) -> Response:
+async def restore(memory_id: uuid.UUID, _: FormDep, web: WebDep, session: SessionDep) -> Response:
     """Undo a soft delete (a new version)."""
-    await store.set_status(
-        db,
-        tenant_id=web.tenant_id,
-        memory_id=memory_id,
-        status="active",
-        change=store.Change(actor=web.principal.actor, change_kind="restore"),
-    )
+    await writes.restore_memory(session, principal=web.principal, memory_id=memory_id)
     return _back(memory_id, "restored")
