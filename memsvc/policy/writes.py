@@ -16,7 +16,7 @@ from memsvc.errors import PayloadTooLarge, ValidationFailed
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
 from memsvc.schemas.memories import SourceCreate, check_memory
-from memsvc.store import ann, context, cubes, edits, erasure, idempotency
+from memsvc.store import ann, context, cubes, edits, erasure, idempotency, indexing, passages
 from memsvc.store import memories as store
 from memsvc.store.indexing import CONTEXT_MARK, build_index_text, occurred_at, placed_text
 from memsvc.store.tenants import Principal
@@ -149,10 +149,15 @@ async def create_memories(
     by_length = sorted(range(len(own)), key=lambda i: -len(own[i]))
     chunks = [by_length[i : i + EMBED_CHUNK] for i in range(0, len(own), EMBED_CHUNK)]
     pending = [asyncio.ensure_future(runtime.embed([own[i] for i in c])) for c in chunks]
+    # Long memories' later passages, embedded after the memories themselves.
+    later = [indexing.passages(m.content, (s.speaker for s in m.sources)) for m in batch.memories]
+    flat = [p for ps in later for p in ps]
+    if flat:
+        pending.append(asyncio.ensure_future(runtime.embed(flat)))
     fold_later = cube.ann_indexed and len(own) >= ann.DEFER_FROM
     created: dict[int, MemoryRead] = {}
     try:
-        for chunk, fut in zip(chunks, pending, strict=True):
+        for chunk, fut in zip(chunks, pending[: len(chunks)], strict=True):
             vectors = await fut
             items = [
                 store.NewMemory(
@@ -176,6 +181,15 @@ async def create_memories(
             )
             for i, read in zip(chunk, reads, strict=True):
                 created[i] = read
+        if flat:
+            vecs, at = list(await pending[-1]), 0
+            per_memory = []
+            for i, ps in enumerate(later):
+                per_memory.append((created[i].id, vecs[at : at + len(ps)]))
+                at += len(ps)
+            await passages.write(
+                session, tenant_id=principal.tenant_id, cube_id=cube_id, vectors=per_memory
+            )
     finally:
         for fut in pending:
             fut.cancel()
@@ -237,6 +251,15 @@ async def update_memory(
             sources=current.sources,
         )
         vec = (await runtime.embed([index_text]))[0]
+        if data.content is not None:
+            later = indexing.passages(data.content, (s.speaker for s in current.sources))
+            await passages.drop(session, memory_id)
+            await passages.write(
+                session,
+                tenant_id=principal.tenant_id,
+                cube_id=current.cube_id,
+                vectors=[(memory_id, list(await runtime.embed(later)) if later else [])],
+            )
         # The turns said before it are unchanged by an edit of the memory itself.
         _, mark, ctx = edit.index_text.partition(CONTEXT_MARK)
         index_text += mark + ctx

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,11 +97,18 @@ async def scope_stats(session: AsyncSession, base: Select[Any], limit: int) -> S
 
 
 async def vector_channel(
-    session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int, *, approximate: bool
+    session: AsyncSession,
+    base: Select[Any],
+    vec: np.ndarray,
+    depth: int,
+    *,
+    approximate: bool,
+    cube_id: uuid.UUID | None = None,
 ) -> tuple[Ranked, int]:
-    """Nearest memories by cosine similarity, and how many came from a promoted cube's
-    exactly-scored unindexed tail (see ``memsvc.store.ann.nearest``)."""
-    return await ann.nearest(session, base, vec, depth, approximate=approximate)
+    """Nearest memories by cosine similarity (each by its best vector: its own or one of its
+    passages), and how many came from a promoted cube's exactly-scored unindexed tail (see
+    ``memsvc.store.ann.nearest``)."""
+    return await ann.nearest(session, base, vec, depth, approximate=approximate, cube_id=cube_id)
 
 
 async def ts_rank_channel(

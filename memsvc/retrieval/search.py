@@ -318,7 +318,12 @@ async def gather(
     cands = Candidates()
     if config.vector is not None and query_vec is not None:
         cands.by_channel["vector"], cands.unindexed = await vector_channel(
-            session, base, query_vec, config.vector.depth, approximate=scope.approximate
+            session,
+            base,
+            query_vec,
+            config.vector.depth,
+            approximate=scope.approximate,
+            cube_id=scope.cube_id,
         )
     if config.fulltext is not None:
         cands.by_channel["fulltext"] = await _fulltext(

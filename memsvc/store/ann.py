@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.store.caches import caches_of
 from memsvc.store.jobs import enqueue_many
-from memsvc.store.models import EMBEDDING_DIM, Cube, Job, Memory
+from memsvc.store.models import EMBEDDING_DIM, Cube, Job, Memory, MemoryPassage
 
 Ranked = list[tuple[uuid.UUID, float]]
 
@@ -65,7 +65,13 @@ async def is_indexed(session: AsyncSession, cube_id: uuid.UUID) -> bool:
 
 
 async def nearest(
-    session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int, *, approximate: bool
+    session: AsyncSession,
+    base: Select[Any],
+    vec: np.ndarray,
+    depth: int,
+    *,
+    approximate: bool,
+    cube_id: uuid.UUID | None = None,
 ) -> tuple[Ranked, int]:
     """The ``depth`` memories of ``base`` closest to ``vec`` (cosine similarity, best first),
     and how many of them came from a promoted cube's unindexed tail (0 when exact).
@@ -73,13 +79,26 @@ async def nearest(
     ``approximate`` (promoted cubes only): HNSW with iterative scan over flagged memories —
     so filters that drop most neighbours still fill ``depth`` — and exact scores of the
     tail, in one statement. Otherwise every memory is scored (the ``+ 0`` hides the
-    ordering from HNSW).
+    ordering from HNSW). With ``cube_id`` the passages of the cube's long memories are
+    scored too (``memsvc.store.passages``): a memory ranks by its best vector.
     """
     dist = Memory.embedding.cosine_distance(vec)
     scoped = base.add_columns(dist.label("d")).where(Memory.embedding.is_not(None))
+    # Long memories' passages: each memory's best passage, scored exactly (they are few).
+    pdist = func.min(MemoryPassage.embedding.cosine_distance(vec))
+    best_passage = (
+        select(MemoryPassage.memory_id, pdist.label("d"))
+        .where(MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base))
+        .group_by(MemoryPassage.memory_id)
+        .order_by(pdist, MemoryPassage.memory_id)
+        .limit(depth)
+    )
     if not approximate:
-        rows = (await session.execute(scoped.order_by(dist + 0, Memory.id).limit(depth))).all()
-        return _ranked(rows), 0
+        own = scoped.order_by(dist + 0, Memory.id).limit(depth)
+        if cube_id is None:
+            return _ranked((await session.execute(own)).all()), 0
+        rows = (await session.execute(union_all(own, best_passage))).all()
+        return _best(rows)[:depth], 0
     await session.execute(
         select(
             func.set_config("hnsw.iterative_scan", "relaxed_order", True),
@@ -94,18 +113,29 @@ async def nearest(
     )
     indexed = scoped.where(Memory.ann).order_by(approx).limit(depth).subquery()
     tail = scoped.where(~Memory.ann).order_by(dist + 0, Memory.id).limit(depth).subquery()
-    both = union_all(
+    parts = [
         select(indexed.c.id, indexed.c.d, literal(False).label("tail")),
         select(tail.c.id, tail.c.d, literal(True).label("tail")),
-    )
-    rows = (await session.execute(both)).all()
-    return _ranked([(mid, d) for mid, d, _ in rows])[:depth], sum(1 for r in rows if r[2])
+    ]
+    if cube_id is not None:
+        bp = best_passage.subquery()
+        parts.append(select(bp.c.memory_id, bp.c.d, literal(False).label("tail")))
+    rows = (await session.execute(union_all(*parts))).all()
+    return _best([(mid, d) for mid, d, _ in rows])[:depth], sum(1 for r in rows if r[2])
 
 
 def _ranked(rows: Any) -> Ranked:
     ranked = [(mid, 1.0 - float(d)) for mid, d in rows]
     ranked.sort(key=lambda t: (-t[1], str(t[0])))
     return ranked
+
+
+def _best(rows: Any) -> Ranked:
+    """``_ranked`` keeping each memory once, by its best score."""
+    best: dict[uuid.UUID, float] = {}
+    for mid, d in rows:
+        best[mid] = min(float(d), best.get(mid, 2.0))
+    return _ranked(best.items())
 
 
 async def request_promotion(

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.store import context, memories
+from memsvc.store import context, memories, passages
 from memsvc.store.caches import caches_of
 from memsvc.store.idempotency import tombstone
 from memsvc.store.indexing import CONTEXT_MARK, said_in_context
@@ -81,6 +81,7 @@ async def erase(
         .values(**_BLANK, index_text="", embedding=None, status="erased", updated_at=func.now())
         .execution_options(synchronize_session=False)
     )
+    await passages.drop(session, mem.id)  # vectors of its words
     await session.execute(
         update(MemoryVersion)
         .where(MemoryVersion.memory_id == mem.id)

@@ -86,3 +86,30 @@ def context_line(speakers: Iterable[str | None], content: str) -> str:
 def placed_text(memory: _Said) -> str:
     """A memory being written, as a context line (``context_line``)."""
     return context_line((s.speaker for s in memory.sources), memory.content)
+
+
+# The embedder reads about the first 256 word pieces of a text (~190 English words). A
+# memory longer than ``PASSAGE_FROM`` words also gets a vector for every ``PASSAGE_WORDS``
+# words from ``PASSAGE_STRIDE`` on, a window every ``PASSAGE_STRIDE`` words (they overlap so
+# a sentence cut at one edge is whole in the next); its own embedding covers the start.
+PASSAGE_FROM = 180
+PASSAGE_WORDS = 150
+PASSAGE_STRIDE = 120
+# At most this many passages a memory (32 KiB of content is ~45).
+MAX_PASSAGES = 64
+
+
+def passages(content: str, speakers: Iterable[str | None] = ()) -> list[str]:
+    """The later passages of a long memory, each placed like its index text
+    (``Speaker: words``); [] for a memory the embedder reads whole."""
+    words = content.split()
+    if len(words) <= PASSAGE_FROM:
+        return []
+    named = list(dict.fromkeys(s for s in speakers if s))
+    head = f"{', '.join(named)}: " if named else ""
+    out = []
+    for start in range(PASSAGE_STRIDE, len(words), PASSAGE_STRIDE):
+        out.append(head + " ".join(words[start : start + PASSAGE_WORDS]))
+        if start + PASSAGE_WORDS >= len(words) or len(out) == MAX_PASSAGES:
+            break
+    return out

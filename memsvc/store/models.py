@@ -231,6 +231,23 @@ class Memory(Base):
     )
 
 
+class MemoryPassage(Base):
+    """A later stretch of a long memory, embedded on its own: the embedder reads only the
+    first ~256 word pieces of a text, so without these the rest of a long message would be
+    invisible to the vector channel (scored by the best of the memory's own embedding and
+    its passages, one result per memory). Derived, like the embedding: never content."""
+
+    __tablename__ = "memory_passage"
+    memory_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memory.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cube.id", ondelete="CASCADE"))
+    embedding: Mapped[Any] = mapped_column(FastVector(EMBEDDING_DIM))
+    __table_args__ = (Index("ix_memory_passage_cube", "cube_id"),)
+
+
 class MemoryVersion(Base):
     """Append-only history: one row per change, never updated except by a privacy erase."""
 

@@ -1,0 +1,104 @@
+"""Long memories are embedded as passages too: the vector channel sees all of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from memsvc.store import indexing
+from tests.api.helpers import add, make_cube
+from tests.conftest import Service
+from tests.graph.helpers import sql
+
+FILLER = (
+    "We talked about the quarterly planning cycle, the budget spreadsheet and the hiring "
+    "pipeline for the platform team, and then about office logistics and the parking rota. "
+)
+
+
+def test_only_long_contents_get_passages_covering_their_tail() -> None:
+    assert indexing.passages("short text " * 50) == []
+    words = [f"w{i}" for i in range(500)]
+    got = indexing.passages(" ".join(words), ["Ann", None, "Ann"])
+    assert all(p.startswith("Ann: ") for p in got)
+    assert got[0].split()[1] == "w120" and got[-1].split()[-1] == "w499"
+    # Windows overlap, so a sentence cut at one edge is whole in the next.
+    assert len(got) == 3 and got[1].split()[1] == "w240"
+    assert len(indexing.passages("x " * 100_000)) == indexing.MAX_PASSAGES
+
+
+def long_message(fact: str) -> str:
+    return FILLER * 12 + fact + " " + FILLER * 2
+
+
+async def fast(svc: Service, cube: str, query: str) -> list[dict[str, Any]]:
+    resp = await svc.client.post(
+        f"/v1/cubes/{cube}/search",
+        json={"query": query, "preset": "fast", "top_k": 10, "explain": True},
+        headers=svc.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["results"])
+
+
+@pytest.mark.anyio
+async def test_a_fact_deep_in_a_long_message_is_found_by_the_vector_channel(
+    service: Service, database_url: str
+) -> None:
+    cube = await make_cube(service, "long")
+    fact = "My sister Priya adopted a three-legged greyhound called Biscuit last spring."
+    long, *_ = await add(
+        service,
+        cube,
+        {"content": long_message(fact), "sources": [{"speaker": "user"}]},
+        {"content": FILLER * 3},
+        {"content": "The dog park near the office opens at seven."},
+        {"content": "Priya's favourite film is a documentary about whales."},
+    )
+    assert long["content"] == long_message(fact)  # stored as sent
+    assert long["content"].split().index("Priya") > 300  # past the embedder's window
+    n = sql(database_url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=long["id"])
+    assert n[0][0] == len(indexing.passages(long["content"])) == 2
+    query = "Which greyhound did my sister adopt?"
+
+    def score_of(hits: list[dict[str, Any]]) -> float:
+        return float(
+            next(h for h in hits if h["memory"]["id"] == long["id"])["explain"]["vector"]["score"]
+        )
+
+    hits = await fast(service, cube, query)
+    assert hits[0]["memory"]["id"] == long["id"], [h["memory"]["content"][:40] for h in hits]
+    with_passages = score_of(hits)
+    # Without them it is judged by its own embedding: the first ~190 words, all filler.
+    sql(database_url, "DELETE FROM memory_passage WHERE memory_id = :m", m=long["id"])
+    blind = await fast(service, cube, query)
+    assert blind[0]["memory"]["id"] != long["id"] and score_of(blind) < with_passages - 0.1
+
+    # An edit replaces the passages with those of the new content.
+    resp = await service.client.patch(
+        f"/v1/memories/{long['id']}",
+        json={"content": "Nothing to see here any more.", "expected_version": 1},
+        headers=service.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    n = sql(database_url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=long["id"])
+    assert n[0][0] == 0
+    assert (await fast(service, cube, "What kind of dog did Priya's sister adopt?"))[0]["memory"][
+        "id"
+    ] != long["id"]
+
+
+@pytest.mark.anyio
+async def test_erasure_removes_the_passage_vectors(service: Service, database_url: str) -> None:
+    cube = await make_cube(service, "long-erase")
+    (long,) = await add(service, cube, {"content": long_message("The code is 4411.")})
+    assert sql(
+        database_url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=long["id"]
+    )[0][0]
+    resp = await service.client.delete(
+        f"/v1/memories/{long['id']}", params={"hard": "true"}, headers=service.auth()
+    )
+    assert resp.status_code == 204
+    n = sql(database_url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=long["id"])
+    assert n[0][0] == 0
