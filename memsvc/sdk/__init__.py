@@ -54,6 +54,7 @@ from memsvc.sdk._async_client import AsyncMemoryClient
 from memsvc.sdk._client import MemoryClient
 from memsvc.sdk._core import RetryPolicy
 from memsvc.sdk._errors import InvalidResponse, TransportError
+from memsvc.sdk._types import MemoryFilters
 
 __all__ = [
     "AsyncMemoryClient",
@@ -74,6 +75,7 @@ __all__ = [
     "KeyRead",
     "MemoryClient",
     "MemoryCreate",
+    "MemoryFilters",
     "MemoryPage",
     "MemoryRead",
     "MemoryUpdate",
