@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Self, TypeVar, Unpack
 
 import anyio
@@ -36,8 +36,17 @@ from memsvc.schemas import (
     TenantPage,
     TenantRead,
 )
+from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk import _endpoints as api
-from memsvc.sdk._core import Attempts, Call, RetryPolicy, client_headers, finish, next_cursor
+from memsvc.sdk._core import (
+    Attempts,
+    Call,
+    RetryPolicy,
+    client_headers,
+    finish,
+    next_cursor,
+    stream_failed,
+)
 from memsvc.sdk._types import (
     ID,
     CubeFields,
@@ -390,3 +399,26 @@ class AsyncMemoryClient:
     async def delete_link(self, link_id: ID, *, timeout: float | None = None) -> None:
         """Retire a link."""
         await self._send(api.delete_link(link_id), timeout)
+
+    # -- import / export ----------------------------------------------------------------
+
+    async def iter_export(self, cube_id: ID, *, timeout: float | None = None) -> AsyncIterator[str]:
+        """The cube as JSON lines (``memsvc.schemas.transfer``), streamed; not retried."""
+        call = api.export_cube(cube_id)
+        async with self._http.stream(
+            call.method,
+            call.path,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+        ) as response:
+            if not response.is_success:
+                await response.aread()
+                raise stream_failed(response)
+            async for line in response.aiter_lines():
+                if line:
+                    yield line
+
+    async def import_records(
+        self, cube_id: ID, lines: Iterable[str | bytes], *, timeout: float | None = None
+    ) -> ImportResult:
+        """Write export lines into a cube in one request (all or nothing; safe to resend)."""
+        return await self._send(api.import_records(cube_id, api.ndjson(lines)), timeout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Self, TypeVar, Unpack
 
 import httpx
@@ -36,8 +36,17 @@ from memsvc.schemas import (
     TenantPage,
     TenantRead,
 )
+from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk import _endpoints as api
-from memsvc.sdk._core import Attempts, Call, RetryPolicy, client_headers, finish, next_cursor
+from memsvc.sdk._core import (
+    Attempts,
+    Call,
+    RetryPolicy,
+    client_headers,
+    finish,
+    next_cursor,
+    stream_failed,
+)
 from memsvc.sdk._types import (
     ID,
     CubeFields,
@@ -385,3 +394,26 @@ class MemoryClient:
     def delete_link(self, link_id: ID, *, timeout: float | None = None) -> None:
         """Retire a link."""
         self._send(api.delete_link(link_id), timeout)
+
+    # -- import / export ----------------------------------------------------------------
+
+    def iter_export(self, cube_id: ID, *, timeout: float | None = None) -> Iterator[str]:
+        """The cube as JSON lines (``memsvc.schemas.transfer``), streamed; not retried."""
+        call = api.export_cube(cube_id)
+        with self._http.stream(
+            call.method,
+            call.path,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+        ) as response:
+            if not response.is_success:
+                response.read()
+                raise stream_failed(response)
+            for line in response.iter_lines():
+                if line:
+                    yield line
+
+    def import_records(
+        self, cube_id: ID, lines: Iterable[str | bytes], *, timeout: float | None = None
+    ) -> ImportResult:
+        """Write export lines into a cube in one request (all or nothing; safe to resend)."""
+        return self._send(api.import_records(cube_id, api.ndjson(lines)), timeout)

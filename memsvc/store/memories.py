@@ -491,6 +491,7 @@ def _version_read(v: MemoryVersion) -> MemoryVersionRead:
         embedding_model=v.embedding_model,
         embedding_hash=v.embedding_hash,
         rebased_over=list(v.rebased_over or []),
+        imported_from=v.imported_from,
         created_at=v.created_at,
     )
 
@@ -566,6 +567,7 @@ async def provenance(
                 policy=v.policy,
                 model=v.model,
                 rebased_over=list(v.rebased_over or []),
+                imported_from=v.imported_from,
                 created_at=v.created_at,
                 sources=by_version.get(v.version, []),
             )
