@@ -28,6 +28,8 @@ from memsvc.schemas import (
     KeyCreated,
     KeyPage,
     KeyRead,
+    LinkCreate,
+    LinkRead,
     MemoryCreate,
     MemoryPage,
     MemoryRead,
@@ -50,6 +52,7 @@ from memsvc.schemas import (
     TenantRead,
     VersionProvenance,
 )
+from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk._async_client import AsyncMemoryClient
 from memsvc.sdk._client import MemoryClient
 from memsvc.sdk._core import RetryPolicy
@@ -68,11 +71,14 @@ __all__ = [
     "CubeUpdate",
     "Forbidden",
     "Health",
+    "ImportResult",
     "InvalidResponse",
     "KeyCreate",
     "KeyCreated",
     "KeyPage",
     "KeyRead",
+    "LinkCreate",
+    "LinkRead",
     "MemoryClient",
     "MemoryCreate",
     "MemoryFilters",
