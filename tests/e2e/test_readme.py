@@ -76,6 +76,7 @@ def _documents(text: str) -> list[dict[str, object]]:
 EXPECTED_OUTPUT: list[Callable[[list[str]], bool]] = [
     lambda lines: lines[0].endswith(" Prefers window seats"),
     lambda lines: lines == ["5", "['Lives in Lyon', 'Lives in Paris']"],
+    lambda lines: lines == ["diet", "None"],
 ]
 
 
