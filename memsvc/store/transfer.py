@@ -109,12 +109,18 @@ async def export_sources(
 async def export_memories(
     session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID
 ) -> AsyncIterator[MemoryRecord]:
-    """Every memory of the cube (deleted ones too), oldest first, with every version."""
+    """Every memory of the cube (soft-deleted ones too, erased ones not), oldest first,
+    with every version."""
     after: tuple[datetime, uuid.UUID] | None = None
     while True:
         q = (
             select(Memory)
-            .where(Memory.tenant_id == tenant_id, Memory.cube_id == cube_id)
+            # An erased memory is gone for every reader (its content blanked everywhere).
+            .where(
+                Memory.tenant_id == tenant_id,
+                Memory.cube_id == cube_id,
+                Memory.status != "erased",
+            )
             .execution_options(populate_existing=True)
         )
         q = q.options(undefer(Memory.embedding))

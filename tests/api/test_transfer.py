@@ -47,6 +47,9 @@ async def populated_cube(svc: Service) -> str:
         {"content": "Caroline adopted a dog named Max.", "metadata": {"n": 2}},
         {"content": "Melanie paints landscapes.", "layer": "core", "user_id": "u1"},
     )
+    [erased] = await add(svc, cube, {"content": "My card number is 1234."})
+    resp = await svc.client.delete(f"/v1/memories/{erased['id']}?hard=true", headers=svc.auth())
+    assert resp.status_code == 204
     await worker_for(svc).run_until_idle()
     cur = (await svc.client.get(f"/v1/memories/{a['id']}", headers=svc.auth())).json()
     resp = await svc.client.patch(
@@ -73,6 +76,7 @@ async def test_round_trip_into_a_new_cube_reproduces_it(service: Service) -> Non
     types = [r["type"] for r in first]
     assert types[0] == "header" and types[-1] == "end"
     assert types.count("memory") == 3 and types.count("source") == 1
+    assert "card number" not in json.dumps(first)  # an erased memory is not exported
     assert types.count("link") >= 1
     assert first[-1]["counts"]["memories"] == 3
     versions = {r["content"]: len(r["versions"]) for r in first if r["type"] == "memory"}
