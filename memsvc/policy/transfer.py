@@ -36,6 +36,7 @@ from memsvc.schemas.transfer import (
 from memsvc.store import ann, transfer
 from memsvc.store.db import Database
 from memsvc.store.jobs import enqueue_many
+from memsvc.store.models import Memory
 
 # Lines per import request, and bytes per line (a memory with its whole history is one).
 MAX_LINES = 10_000
@@ -344,6 +345,9 @@ async def import_lines(
     """Write the records of one request in the caller's transaction (all or nothing)."""
     plan = _plan(cube_id, tenant_id, records, limits, runtime.embedder.model_name)
     await _check_references(session, plan)
+    # A resumed import re-sends memories that landed: embed only the new ones.
+    have = await transfer.present(session, Memory, [row["id"] for row, _ in plan.to_embed])
+    plan.to_embed = [(row, text) for row, text in plan.to_embed if row["id"] not in have]
     if plan.to_embed:
         vectors = await runtime.embed([t for _, t in plan.to_embed])
         for (row, _), vec in zip(plan.to_embed, vectors, strict=True):

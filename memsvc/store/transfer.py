@@ -295,16 +295,30 @@ async def existing(
 async def write(
     session: AsyncSession, *, cube_id: uuid.UUID, batch: ImportBatch
 ) -> tuple[TransferCounts, TransferCounts, set[uuid.UUID]]:
-    """Insert what is not there yet: (created, skipped) counts and the new memories' ids."""
+    """Insert what is not there yet: (created, skipped) counts and the new memories' ids.
+
+    Rows already present are left out before inserting (a resumed import re-sends whole
+    chunks; a memory present has its versions and source links too, written with it in
+    one transaction); ``ON CONFLICT DO NOTHING`` still covers a concurrent import."""
+    have_sources = await present(session, Source, [r["id"] for r in batch.sources])
+    have_memories = await present(session, Memory, [r["id"] for r in batch.memories])
+    have_links = await present(session, Link, [r["id"] for r in batch.links])
+    todo = ImportBatch(
+        sources=[r for r in batch.sources if r["id"] not in have_sources],
+        memories=[r for r in batch.memories if r["id"] not in have_memories],
+        versions=[r for r in batch.versions if r["memory_id"] not in have_memories],
+        memory_sources=[r for r in batch.memory_sources if r["memory_id"] not in have_memories],
+        links=[r for r in batch.links if r["id"] not in have_links],
+    )
     created = TransferCounts()
-    created.sources = len(await _insert(session, Source, batch.sources, "id"))
-    new_memories = set(await _insert(session, Memory, batch.memories, "id"))
+    created.sources = len(await _insert(session, Source, todo.sources, "id"))
+    new_memories = set(await _insert(session, Memory, todo.memories, "id"))
     created.memories = len(new_memories)
     if new_memories:
         caches_of(session).touch_cube(cube_id)
-    created.versions = len(await _insert(session, MemoryVersion, batch.versions, "id"))
-    await _insert(session, MemorySource, batch.memory_sources, None)
-    created.links = len(await _insert(session, Link, batch.links, "id"))
+    created.versions = len(await _insert(session, MemoryVersion, todo.versions, "id"))
+    await _insert(session, MemorySource, todo.memory_sources, None)
+    created.links = len(await _insert(session, Link, todo.links, "id"))
     skipped = TransferCounts(
         sources=len(batch.sources) - created.sources,
         memories=len(batch.memories) - created.memories,
@@ -314,6 +328,13 @@ async def write(
     return created, skipped, new_memories
 
 
+async def present(session: AsyncSession, model: type[Any], ids: list[uuid.UUID]) -> set[Any]:
+    """Which of ``ids`` the table holds (the tenant's rows only, under row-level security)."""
+    if not ids:
+        return set()
+    return set(await session.scalars(select(model.id).where(model.id.in_(ids))))
+
+
 async def _insert(
     session: AsyncSession, model: type[Any], rows: list[dict[str, Any]], key: str | None
 ) -> list[Any]:
@@ -321,16 +342,14 @@ async def _insert(
     if not rows:
         return []
     table = core_table(model)
-    out: list[Any] = []
-    # Bounded statements: Postgres takes at most 65,535 parameters in one.
-    for i in range(0, len(rows), 200):
-        chunk = [_column_names(r) for r in rows[i : i + 200]]
-        stmt = insert(table).values(chunk).on_conflict_do_nothing()
-        if key is None:
-            await session.execute(stmt)
-        else:
-            out.extend((await session.execute(stmt.returning(table.c[key]))).scalars())
-    return out
+    params = [_column_names(r) for r in rows]
+    # executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues"),
+    # RETURNING included, without compiling a statement per batch.
+    stmt = insert(table).on_conflict_do_nothing()
+    if key is None:
+        await session.execute(stmt, params)
+        return []
+    return list((await session.execute(stmt.returning(table.c[key]), params)).scalars())
 
 
 def _column_names(row: dict[str, Any]) -> dict[str, Any]:
