@@ -1,4 +1,4 @@
-"""``memsvc`` command line: serve, migrate, keys, worker, models."""
+"""``memsvc`` command line: serve, migrate, keys, worker, models, mcp, export, import."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from memsvc.api.app import Hook
     from memsvc.config import Settings
     from memsvc.schemas import Role
+    from memsvc.sdk import MemoryClient
     from memsvc.state import AppState
 
 
@@ -334,6 +335,145 @@ def cmd_ranker_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client(args: argparse.Namespace) -> MemoryClient:
+    import os
+
+    from memsvc.sdk import MemoryClient
+
+    url = args.url or os.environ.get("MEMSVC_URL", "http://127.0.0.1:8080")
+    return MemoryClient(url, api_key=args.api_key, timeout=args.timeout)
+
+
+def _cube_id(client: MemoryClient, cube: str, *, create: bool) -> str | None:
+    """A cube named by id or by name (created when ``create`` and absent)."""
+    import uuid
+
+    from memsvc.errors import NotFound
+
+    try:
+        return str(client.get_cube(uuid.UUID(cube)).id)
+    except (ValueError, NotFound):
+        pass
+    found = next((c for c in client.iter_cubes() if c.name == cube), None)
+    if found is not None:
+        return str(found.id)
+    return str(client.create_cube(cube).id) if create else None
+
+
+def _progress(total: int | None, initial: int, what: str) -> Any:
+    """A progress bar on stderr (tqdm when installed; nothing when stderr is no terminal)."""
+    try:
+        from tqdm import tqdm
+    except ModuleNotFoundError:
+        return None
+    return tqdm(
+        total=total, initial=initial, unit=" lines", desc=what, file=sys.stderr, disable=None
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a cube as JSON lines to stdout (or ``--output``)."""
+    with _client(args) as client:
+        cube = _cube_id(client, args.cube, create=False)
+        if cube is None:
+            print(f"memsvc: no cube {args.cube!r}", file=sys.stderr)
+            return 1
+        out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+        bar = _progress(None, 0, "export")
+        last = ""
+        try:
+            for line in client.iter_export(cube):
+                out.write(line + "\n")
+                last = line
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+            if out is not sys.stdout:
+                out.close()
+    if not last.startswith('{"type":"end"'):
+        print("memsvc: the export stopped before its end record", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import a ``memsvc export`` file (or a mem0 export) into a cube, resumably."""
+    from memsvc.errors import MemsvcError
+    from memsvc.sdk.transfer import Checkpoint, file_digest, import_file, mem0_lines
+
+    path = Path(args.file)
+    if args.source == "mem0":
+        lines = mem0_lines(json.loads(path.read_bytes()))
+    else:
+        lines = [raw for raw in path.read_bytes().split(b"\n") if raw.strip()]
+    checkpoint = Checkpoint.load(
+        Path(args.checkpoint or f"{path}.import-checkpoint.json"), file_digest(path)
+    )
+    with _client(args) as client:
+        cube = checkpoint.cube_id
+        if cube is None:
+            name = args.cube or _new_name(client, path, lines)
+            cube = checkpoint.cube_id = _cube_id(client, name, create=True)
+            checkpoint.save()
+        elif checkpoint.lines_done:
+            print(f"memsvc: resuming after line {checkpoint.lines_done}", file=sys.stderr)
+        assert cube is not None
+        bar = _progress(len(lines), checkpoint.lines_done, "import")
+        try:
+            report = import_file(
+                client,
+                lines,
+                cube_id=cube,
+                checkpoint=checkpoint,
+                progress=bar.update if bar is not None else None,
+            )
+        except MemsvcError as exc:
+            where = exc.detail.get("file_line") if isinstance(exc.detail, dict) else None
+            at = f" (line {where} of {path})" if where else ""
+            print(
+                f"memsvc: import stopped{at}: {exc}; lines before it are in; "
+                "fix the file and run again to go on",
+                file=sys.stderr,
+            )
+            return 1
+        finally:
+            if bar is not None:
+                bar.close()
+    checkpoint.clear()
+    print(
+        json.dumps(
+            {
+                "cube_id": report.cube_id,
+                "lines": len(lines),
+                "resumed_at": report.resumed_at,
+                "created": report.created,
+                "skipped": report.skipped,
+            }
+        )
+    )
+    return 0
+
+
+def _new_name(client: MemoryClient, path: Path, lines: list[bytes]) -> str:
+    """A free cube name: the exported cube's (or the file's) name, suffixed when taken."""
+    name = path.stem
+    if lines:
+        try:
+            first = json.loads(lines[0])
+        except ValueError:
+            first = None
+        if isinstance(first, dict) and first.get("type") == "header":
+            name = str(first.get("cube", {}).get("name") or name)
+    taken = {c.name for c in client.iter_cubes()}
+    n, candidate = 1, name
+    while candidate in taken:
+        n += 1
+        candidate = f"{name} ({n})"
+    return candidate[:200]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="memsvc", description="Long-term memory for AI agents")
@@ -407,6 +547,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="where to write the model")
     train.add_argument("--version", default="custom", help="the model's version label")
     train.set_defaults(func=cmd_ranker_train)
+
+    def with_client(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--url", help="the service (env MEMSVC_URL; default http://127.0.0.1:8080)")
+        sp.add_argument("--api-key", help="API key (env MEMSVC_API_KEY)")
+        sp.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+        return sp
+
+    export = with_client(sub.add_parser("export", help="a cube as JSON lines (stdout)"))
+    export.add_argument("cube", help="cube id or name")
+    export.add_argument("-o", "--output", help="write here instead of stdout")
+    export.set_defaults(func=cmd_export)
+    imp = with_client(
+        sub.add_parser("import", help="a memsvc export (or --from mem0) into a cube; resumable")
+    )
+    imp.add_argument("file")
+    imp.add_argument("--cube", help="target cube id or name (created if absent; default: new)")
+    imp.add_argument("--from", dest="source", choices=["memsvc", "mem0"], default="memsvc")
+    imp.add_argument("--checkpoint", help="progress file (default FILE.import-checkpoint.json)")
+    imp.set_defaults(func=cmd_import)
     return p
 
 

@@ -15,7 +15,7 @@ from memsvc import __version__
 from memsvc.api import errors, faults, openapi
 from memsvc.api.mcp_mount import mount_mcp
 from memsvc.api.middleware import BodyLimit, CatchAll, CleanURL, Metrics
-from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search
+from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search, transfer
 from memsvc.api.timeouts import Timeouts
 from memsvc.config import Settings
 from memsvc.runtime import ModelRuntime, build_runtime
@@ -110,7 +110,7 @@ def create_app(
     )
     errors.install(app)
     faults.install(app)
-    for module in (health, admin, cubes, memories, search, graph, jobs):
+    for module in (health, admin, cubes, memories, search, graph, jobs, transfer):
         app.include_router(module.router)
     app.include_router(build_admin_router())
     mcp_running = mount_mcp(app)

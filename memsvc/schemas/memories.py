@@ -202,6 +202,9 @@ class MemoryVersionRead(ReadModel):
     embedding_hash: str | None = None
     # Versions (by the system) written after the edit's expected_version, applied under it.
     rebased_over: RowInts = Field(default_factory=list)
+    # Set on versions written by an import: where the version came from (system, cube,
+    # memory id and version number there); its other provenance fields are the original's.
+    imported_from: JSONObject | None = None
     created_at: datetime
 
 
@@ -217,6 +220,7 @@ class VersionProvenance(ReadModel):
     policy: str | None = None
     model: str | None = None
     rebased_over: RowInts = Field(default_factory=list)
+    imported_from: JSONObject | None = None
     created_at: datetime
     sources: list[SourceRead] = Field(default_factory=list)
 

@@ -28,6 +28,8 @@ from memsvc.schemas import (
     KeyCreated,
     KeyPage,
     KeyRead,
+    LinkCreate,
+    LinkRead,
     MemoryCreate,
     MemoryPage,
     MemoryRead,
@@ -50,10 +52,12 @@ from memsvc.schemas import (
     TenantRead,
     VersionProvenance,
 )
+from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk._async_client import AsyncMemoryClient
 from memsvc.sdk._client import MemoryClient
 from memsvc.sdk._core import RetryPolicy
 from memsvc.sdk._errors import InvalidResponse, TransportError
+from memsvc.sdk._types import MemoryFilters
 
 __all__ = [
     "AsyncMemoryClient",
@@ -67,13 +71,17 @@ __all__ = [
     "CubeUpdate",
     "Forbidden",
     "Health",
+    "ImportResult",
     "InvalidResponse",
     "KeyCreate",
     "KeyCreated",
     "KeyPage",
     "KeyRead",
+    "LinkCreate",
+    "LinkRead",
     "MemoryClient",
     "MemoryCreate",
+    "MemoryFilters",
     "MemoryPage",
     "MemoryRead",
     "MemoryUpdate",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Self, TypeVar, Unpack
 
 import anyio
@@ -36,8 +36,17 @@ from memsvc.schemas import (
     TenantPage,
     TenantRead,
 )
+from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk import _endpoints as api
-from memsvc.sdk._core import Attempts, Call, RetryPolicy, client_headers, finish, next_cursor
+from memsvc.sdk._core import (
+    Attempts,
+    Call,
+    RetryPolicy,
+    client_headers,
+    finish,
+    next_cursor,
+    stream_failed,
+)
 from memsvc.sdk._types import (
     ID,
     CubeFields,
@@ -83,11 +92,16 @@ class AsyncMemoryClient:
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def _send(self, call: Call[T]) -> T:
+    async def _send(self, call: Call[T], timeout: float | None = None) -> T:
         attempts = Attempts(call, self.retry)
         while True:
             request = self._http.build_request(
-                call.method, call.path, params=call.params, content=call.body, headers=call.headers
+                call.method,
+                call.path,
+                params=call.params,
+                content=call.body,
+                headers=call.headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
             try:
                 response = await self._http.send(request)
@@ -100,10 +114,12 @@ class AsyncMemoryClient:
                 delay = retry_in
             await anyio.sleep(delay)
 
-    async def _pages(self, page: Callable[[str | None], Call[Page[T]]]) -> AsyncIterator[T]:
+    async def _pages(
+        self, page: Callable[[str | None], Call[Page[T]]], timeout: float | None = None
+    ) -> AsyncIterator[T]:
         cursor: str | None = None
         while True:
-            current = await self._send(page(cursor))
+            current = await self._send(page(cursor), timeout)
             for item in current.items:
                 yield item
             cursor = next_cursor(cursor, current)
@@ -112,19 +128,19 @@ class AsyncMemoryClient:
 
     # -- service ------------------------------------------------------------------------
 
-    async def health(self) -> Health:
+    async def health(self, *, timeout: float | None = None) -> Health:
         """Liveness of the service."""
-        return await self._send(api.health())
+        return await self._send(api.health(), timeout)
 
-    async def ready(self) -> Health:
+    async def ready(self, *, timeout: float | None = None) -> Health:
         """Readiness (database, models); a not-ready 503 comes back as ``Health``, not raised."""
-        return await self._send(api.ready())
+        return await self._send(api.ready(), timeout)
 
     # -- tenants and keys (admin) -------------------------------------------------------
 
-    async def create_tenant(self, name: str) -> TenantRead:
+    async def create_tenant(self, name: str, *, timeout: float | None = None) -> TenantRead:
         """Create a tenant (admin key)."""
-        return await self._send(api.create_tenant(name))
+        return await self._send(api.create_tenant(name), timeout)
 
     async def create_key(
         self,
@@ -133,35 +149,40 @@ class AsyncMemoryClient:
         role: Role | None = None,
         admin: bool = False,
         tenant_id: ID | None = None,
+        timeout: float | None = None,
     ) -> KeyCreated:
         """Create an API key; its secret is in the answer only (a tenant admin key creates
         ``member``/``admin`` keys of its own tenant; the operator any, in any tenant)."""
         return await self._send(
-            api.create_key(name=name, admin=admin, role=role, tenant_id=tenant_id)
+            api.create_key(name=name, admin=admin, role=role, tenant_id=tenant_id), timeout
         )
 
     async def list_tenants(
-        self, *, cursor: str | None = None, limit: int | None = None
+        self, *, cursor: str | None = None, limit: int | None = None, timeout: float | None = None
     ) -> TenantPage:
         """One page of every tenant (the operator key)."""
-        return await self._send(api.list_tenants(cursor=cursor, limit=limit))
+        return await self._send(api.list_tenants(cursor=cursor, limit=limit), timeout)
 
-    async def list_keys(self, *, cursor: str | None = None, limit: int | None = None) -> KeyPage:
+    async def list_keys(
+        self, *, cursor: str | None = None, limit: int | None = None, timeout: float | None = None
+    ) -> KeyPage:
         """One page of the tenant's API keys."""
-        return await self._send(api.list_keys(cursor=cursor, limit=limit))
+        return await self._send(api.list_keys(cursor=cursor, limit=limit), timeout)
 
-    def iter_keys(self, *, page_size: int | None = None) -> AsyncIterator[KeyRead]:
+    def iter_keys(
+        self, *, page_size: int | None = None, timeout: float | None = None
+    ) -> AsyncIterator[KeyRead]:
         """Every API key of the tenant, page after page."""
-        return self._pages(lambda cursor: api.list_keys(cursor=cursor, limit=page_size))
+        return self._pages(lambda cursor: api.list_keys(cursor=cursor, limit=page_size), timeout)
 
-    async def delete_key(self, key_id: ID) -> None:
+    async def delete_key(self, key_id: ID, *, timeout: float | None = None) -> None:
         """Revoke an API key."""
-        await self._send(api.delete_key(key_id))
+        await self._send(api.delete_key(key_id), timeout)
 
-    async def get_limits(self, tenant_id: ID) -> TenantLimitsRead:
+    async def get_limits(self, tenant_id: ID, *, timeout: float | None = None) -> TenantLimitsRead:
         """A tenant's limits: its overrides, those that apply and today's writes (the
         operator any tenant; a tenant admin its own)."""
-        return await self._send(api.get_limits(tenant_id))
+        return await self._send(api.get_limits(tenant_id), timeout)
 
     async def set_limits(
         self,
@@ -170,42 +191,58 @@ class AsyncMemoryClient:
         rate_per_s: float | None = None,
         rate_burst: int | None = None,
         daily_write_quota: int | None = None,
+        timeout: float | None = None,
     ) -> TenantLimitsRead:
         """Replace a tenant's overrides (operator key); None: the server's default."""
         limits = TenantLimits(
             rate_per_s=rate_per_s, rate_burst=rate_burst, daily_write_quota=daily_write_quota
         )
-        return await self._send(api.set_limits(tenant_id, limits))
+        return await self._send(api.set_limits(tenant_id, limits), timeout)
 
     # -- cubes --------------------------------------------------------------------------
 
     async def create_cube(
-        self, cube: CubeCreate | str | None = None, /, **fields: Unpack[CubeFields]
+        self,
+        cube: CubeCreate | str | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Unpack[CubeFields],
     ) -> CubeRead:
         """Create a cube from a ``CubeCreate``, a name, or keywords."""
-        return await self._send(api.create_cube(cube, fields))
+        return await self._send(api.create_cube(cube, fields), timeout)
 
-    async def list_cubes(self, *, cursor: str | None = None, limit: int | None = None) -> CubePage:
+    async def list_cubes(
+        self, *, cursor: str | None = None, limit: int | None = None, timeout: float | None = None
+    ) -> CubePage:
         """One page of cubes."""
-        return await self._send(api.list_cubes(cursor=cursor, limit=limit))
+        return await self._send(api.list_cubes(cursor=cursor, limit=limit), timeout)
 
-    def iter_cubes(self, *, page_size: int | None = None) -> AsyncIterator[CubeRead]:
+    def iter_cubes(
+        self, *, page_size: int | None = None, timeout: float | None = None
+    ) -> AsyncIterator[CubeRead]:
         """Every cube, page after page."""
-        return self._pages(lambda cursor: api.list_cubes(cursor=cursor, limit=page_size))
+        return self._pages(lambda cursor: api.list_cubes(cursor=cursor, limit=page_size), timeout)
 
-    async def get_cube(self, cube_id: ID) -> CubeRead:
+    async def get_cube(self, cube_id: ID, *, timeout: float | None = None) -> CubeRead:
         """One cube."""
-        return await self._send(api.get_cube(cube_id))
+        return await self._send(api.get_cube(cube_id), timeout)
 
     async def update_cube(
-        self, cube_id: ID, update: CubeUpdate | None = None, /, **fields: Unpack[CubeUpdateFields]
+        self,
+        cube_id: ID,
+        update: CubeUpdate | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Unpack[CubeUpdateFields],
     ) -> CubeRead:
         """Change a cube; only the fields given are sent."""
-        return await self._send(api.update_cube(cube_id, update, fields))
+        return await self._send(api.update_cube(cube_id, update, fields), timeout)
 
-    async def delete_cube(self, cube_id: ID) -> None:
+    async def delete_cube(self, cube_id: ID, *, timeout: float | None = None) -> None:
         """Delete a cube."""
-        await self._send(api.delete_cube(cube_id))
+        await self._send(api.delete_cube(cube_id), timeout)
 
     # -- memories -----------------------------------------------------------------------
 
@@ -216,10 +253,11 @@ class AsyncMemoryClient:
         /,
         *,
         idempotency_key: str | None = None,
+        timeout: float | None = None,
         **fields: Unpack[MemoryFields],
     ) -> MemoryRead:
         """Add one memory (a ``MemoryCreate``, its content or keywords); never twice on retry."""
-        return await self._send(api.add_memory(cube_id, memory, fields, idempotency_key))
+        return await self._send(api.add_memory(cube_id, memory, fields, idempotency_key), timeout)
 
     async def add_many(
         self,
@@ -229,10 +267,13 @@ class AsyncMemoryClient:
         *,
         idempotency_key: str | None = None,
         enrich: bool = True,
+        timeout: float | None = None,
     ) -> list[MemoryRead]:
         """Add a batch of memories in one transaction; retries never duplicate.
         ``enrich=False``: stored and searchable, but not enriched (a bulk import)."""
-        return await self._send(api.add_memories(cube_id, memories, idempotency_key, enrich))
+        return await self._send(
+            api.add_memories(cube_id, memories, idempotency_key, enrich), timeout
+        )
 
     async def list_memories(
         self,
@@ -241,67 +282,88 @@ class AsyncMemoryClient:
         *,
         cursor: str | None = None,
         limit: int | None = None,
+        timeout: float | None = None,
         **filters: Unpack[MemoryFilters],
     ) -> MemoryPage:
         """One page of a cube's memories matching the filters."""
         return await self._send(
-            api.list_memories(cube_id, cursor=cursor, limit=limit, filters=filters)
+            api.list_memories(cube_id, cursor=cursor, limit=limit, filters=filters), timeout
         )
 
     def iter_memories(
-        self, cube_id: ID, /, *, page_size: int | None = None, **filters: Unpack[MemoryFilters]
+        self,
+        cube_id: ID,
+        /,
+        *,
+        page_size: int | None = None,
+        timeout: float | None = None,
+        **filters: Unpack[MemoryFilters],
     ) -> AsyncIterator[MemoryRead]:
         """Every memory of a cube matching the filters, page after page."""
         return self._pages(
             lambda cursor: api.list_memories(
                 cube_id, cursor=cursor, limit=page_size, filters=filters
-            )
+            ),
+            timeout,
         )
 
-    async def get_memory(self, memory_id: ID) -> MemoryRead:
+    async def get_memory(self, memory_id: ID, *, timeout: float | None = None) -> MemoryRead:
         """One memory, current version."""
-        return await self._send(api.get_memory(memory_id))
+        return await self._send(api.get_memory(memory_id), timeout)
 
     async def update_memory(
         self,
         memory_id: ID,
         update: MemoryUpdate | None = None,
         /,
+        *,
+        timeout: float | None = None,
         **fields: Unpack[MemoryUpdateFields],
     ) -> MemoryRead:
         """Append a version made against ``expected_version``: applied over enrichment since;
         ``Conflict`` when another writer changed the memory, or enrichment a field you set."""
-        return await self._send(api.update_memory(memory_id, update, fields))
+        return await self._send(api.update_memory(memory_id, update, fields), timeout)
 
-    async def delete_memory(self, memory_id: ID, *, hard: bool = False) -> None:
+    async def delete_memory(
+        self, memory_id: ID, *, hard: bool = False, timeout: float | None = None
+    ) -> None:
         """Soft-delete a memory (restorable), or erase it with ``hard=True``."""
-        await self._send(api.delete_memory(memory_id, hard=hard))
+        await self._send(api.delete_memory(memory_id, hard=hard), timeout)
 
-    async def restore_memory(self, memory_id: ID) -> MemoryRead:
+    async def restore_memory(self, memory_id: ID, *, timeout: float | None = None) -> MemoryRead:
         """Undo a soft delete."""
-        return await self._send(api.restore_memory(memory_id))
+        return await self._send(api.restore_memory(memory_id), timeout)
 
     async def list_versions(
-        self, memory_id: ID, *, cursor: str | None = None, limit: int | None = None
+        self,
+        memory_id: ID,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
     ) -> MemoryVersionPage:
         """One page of a memory's version history."""
-        return await self._send(api.list_versions(memory_id, cursor=cursor, limit=limit))
+        return await self._send(api.list_versions(memory_id, cursor=cursor, limit=limit), timeout)
 
     def iter_versions(
-        self, memory_id: ID, *, page_size: int | None = None
+        self, memory_id: ID, *, page_size: int | None = None, timeout: float | None = None
     ) -> AsyncIterator[MemoryVersionRead]:
         """A memory's whole version history, page after page."""
         return self._pages(
-            lambda cursor: api.list_versions(memory_id, cursor=cursor, limit=page_size)
+            lambda cursor: api.list_versions(memory_id, cursor=cursor, limit=page_size), timeout
         )
 
-    async def get_version(self, memory_id: ID, version: int) -> MemoryVersionRead:
+    async def get_version(
+        self, memory_id: ID, version: int, *, timeout: float | None = None
+    ) -> MemoryVersionRead:
         """One version of a memory."""
-        return await self._send(api.get_version(memory_id, version))
+        return await self._send(api.get_version(memory_id, version), timeout)
 
-    async def get_provenance(self, memory_id: ID) -> ProvenanceRead:
+    async def get_provenance(
+        self, memory_id: ID, *, timeout: float | None = None
+    ) -> ProvenanceRead:
         """Where each version of a memory came from."""
-        return await self._send(api.get_provenance(memory_id))
+        return await self._send(api.get_provenance(memory_id), timeout)
 
     # -- retrieval ----------------------------------------------------------------------
 
@@ -310,23 +372,53 @@ class AsyncMemoryClient:
         cube_id: ID,
         request: SearchRequest | str | None = None,
         /,
+        *,
+        timeout: float | None = None,
         **fields: Unpack[SearchFields],
     ) -> SearchResponse:
         """Hybrid search of a cube (a ``SearchRequest``, a query string, or keywords)."""
-        return await self._send(api.search(cube_id, request, fields))
+        return await self._send(api.search(cube_id, request, fields), timeout)
 
     # -- graph --------------------------------------------------------------------------
 
     async def list_links(
-        self, memory_id: ID, *, cursor: str | None = None, limit: int | None = None
+        self,
+        memory_id: ID,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
     ) -> LinkPage:
         """One page of a memory's live links, both directions, oldest first."""
-        return await self._send(api.list_links(memory_id, cursor=cursor, limit=limit))
+        return await self._send(api.list_links(memory_id, cursor=cursor, limit=limit), timeout)
 
-    async def create_link(self, link: LinkCreate) -> LinkRead:
+    async def create_link(self, link: LinkCreate, *, timeout: float | None = None) -> LinkRead:
         """A manual link between two memories of one cube (``Conflict`` when already live)."""
-        return await self._send(api.create_link(link))
+        return await self._send(api.create_link(link), timeout)
 
-    async def delete_link(self, link_id: ID) -> None:
+    async def delete_link(self, link_id: ID, *, timeout: float | None = None) -> None:
         """Retire a link."""
-        await self._send(api.delete_link(link_id))
+        await self._send(api.delete_link(link_id), timeout)
+
+    # -- import / export ----------------------------------------------------------------
+
+    async def iter_export(self, cube_id: ID, *, timeout: float | None = None) -> AsyncIterator[str]:
+        """The cube as JSON lines (``memsvc.schemas.transfer``), streamed; not retried."""
+        call = api.export_cube(cube_id)
+        async with self._http.stream(
+            call.method,
+            call.path,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+        ) as response:
+            if not response.is_success:
+                await response.aread()
+                raise stream_failed(response)
+            async for line in response.aiter_lines():
+                if line:
+                    yield line
+
+    async def import_records(
+        self, cube_id: ID, lines: Iterable[str | bytes], *, timeout: float | None = None
+    ) -> ImportResult:
+        """Write export lines into a cube in one request (all or nothing; safe to resend)."""
+        return await self._send(api.import_records(cube_id, api.ndjson(lines)), timeout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Self, TypeVar, Unpack
 
 import httpx
@@ -36,8 +36,17 @@ from memsvc.schemas import (
     TenantPage,
     TenantRead,
 )
+from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk import _endpoints as api
-from memsvc.sdk._core import Attempts, Call, RetryPolicy, client_headers, finish, next_cursor
+from memsvc.sdk._core import (
+    Attempts,
+    Call,
+    RetryPolicy,
+    client_headers,
+    finish,
+    next_cursor,
+    stream_failed,
+)
 from memsvc.sdk._types import (
     ID,
     CubeFields,
@@ -83,11 +92,16 @@ class MemoryClient:
         """Close the connection pool."""
         self._http.close()
 
-    def _send(self, call: Call[T]) -> T:
+    def _send(self, call: Call[T], timeout: float | None = None) -> T:
         attempts = Attempts(call, self.retry)
         while True:
             request = self._http.build_request(
-                call.method, call.path, params=call.params, content=call.body, headers=call.headers
+                call.method,
+                call.path,
+                params=call.params,
+                content=call.body,
+                headers=call.headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
             try:
                 response = self._http.send(request)
@@ -100,10 +114,12 @@ class MemoryClient:
                 delay = retry_in
             time.sleep(delay)
 
-    def _pages(self, page: Callable[[str | None], Call[Page[T]]]) -> Iterator[T]:
+    def _pages(
+        self, page: Callable[[str | None], Call[Page[T]]], timeout: float | None = None
+    ) -> Iterator[T]:
         cursor: str | None = None
         while True:
-            current = self._send(page(cursor))
+            current = self._send(page(cursor), timeout)
             yield from current.items
             cursor = next_cursor(cursor, current)
             if cursor is None:
@@ -111,19 +127,19 @@ class MemoryClient:
 
     # -- service ------------------------------------------------------------------------
 
-    def health(self) -> Health:
+    def health(self, *, timeout: float | None = None) -> Health:
         """Liveness of the service."""
-        return self._send(api.health())
+        return self._send(api.health(), timeout)
 
-    def ready(self) -> Health:
+    def ready(self, *, timeout: float | None = None) -> Health:
         """Readiness (database, models); a not-ready 503 comes back as ``Health``, not raised."""
-        return self._send(api.ready())
+        return self._send(api.ready(), timeout)
 
     # -- tenants and keys (admin) -------------------------------------------------------
 
-    def create_tenant(self, name: str) -> TenantRead:
+    def create_tenant(self, name: str, *, timeout: float | None = None) -> TenantRead:
         """Create a tenant (admin key)."""
-        return self._send(api.create_tenant(name))
+        return self._send(api.create_tenant(name), timeout)
 
     def create_key(
         self,
@@ -132,31 +148,40 @@ class MemoryClient:
         role: Role | None = None,
         admin: bool = False,
         tenant_id: ID | None = None,
+        timeout: float | None = None,
     ) -> KeyCreated:
         """Create an API key; its secret is in the answer only (a tenant admin key creates
         ``member``/``admin`` keys of its own tenant; the operator any, in any tenant)."""
-        return self._send(api.create_key(name=name, admin=admin, role=role, tenant_id=tenant_id))
+        return self._send(
+            api.create_key(name=name, admin=admin, role=role, tenant_id=tenant_id), timeout
+        )
 
-    def list_tenants(self, *, cursor: str | None = None, limit: int | None = None) -> TenantPage:
+    def list_tenants(
+        self, *, cursor: str | None = None, limit: int | None = None, timeout: float | None = None
+    ) -> TenantPage:
         """One page of every tenant (the operator key)."""
-        return self._send(api.list_tenants(cursor=cursor, limit=limit))
+        return self._send(api.list_tenants(cursor=cursor, limit=limit), timeout)
 
-    def list_keys(self, *, cursor: str | None = None, limit: int | None = None) -> KeyPage:
+    def list_keys(
+        self, *, cursor: str | None = None, limit: int | None = None, timeout: float | None = None
+    ) -> KeyPage:
         """One page of the tenant's API keys."""
-        return self._send(api.list_keys(cursor=cursor, limit=limit))
+        return self._send(api.list_keys(cursor=cursor, limit=limit), timeout)
 
-    def iter_keys(self, *, page_size: int | None = None) -> Iterator[KeyRead]:
+    def iter_keys(
+        self, *, page_size: int | None = None, timeout: float | None = None
+    ) -> Iterator[KeyRead]:
         """Every API key of the tenant, page after page."""
-        return self._pages(lambda cursor: api.list_keys(cursor=cursor, limit=page_size))
+        return self._pages(lambda cursor: api.list_keys(cursor=cursor, limit=page_size), timeout)
 
-    def delete_key(self, key_id: ID) -> None:
+    def delete_key(self, key_id: ID, *, timeout: float | None = None) -> None:
         """Revoke an API key."""
-        self._send(api.delete_key(key_id))
+        self._send(api.delete_key(key_id), timeout)
 
-    def get_limits(self, tenant_id: ID) -> TenantLimitsRead:
+    def get_limits(self, tenant_id: ID, *, timeout: float | None = None) -> TenantLimitsRead:
         """A tenant's limits: its overrides, those that apply and today's writes (the
         operator any tenant; a tenant admin its own)."""
-        return self._send(api.get_limits(tenant_id))
+        return self._send(api.get_limits(tenant_id), timeout)
 
     def set_limits(
         self,
@@ -165,42 +190,58 @@ class MemoryClient:
         rate_per_s: float | None = None,
         rate_burst: int | None = None,
         daily_write_quota: int | None = None,
+        timeout: float | None = None,
     ) -> TenantLimitsRead:
         """Replace a tenant's overrides (operator key); None: the server's default."""
         limits = TenantLimits(
             rate_per_s=rate_per_s, rate_burst=rate_burst, daily_write_quota=daily_write_quota
         )
-        return self._send(api.set_limits(tenant_id, limits))
+        return self._send(api.set_limits(tenant_id, limits), timeout)
 
     # -- cubes --------------------------------------------------------------------------
 
     def create_cube(
-        self, cube: CubeCreate | str | None = None, /, **fields: Unpack[CubeFields]
+        self,
+        cube: CubeCreate | str | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Unpack[CubeFields],
     ) -> CubeRead:
         """Create a cube from a ``CubeCreate``, a name, or keywords."""
-        return self._send(api.create_cube(cube, fields))
+        return self._send(api.create_cube(cube, fields), timeout)
 
-    def list_cubes(self, *, cursor: str | None = None, limit: int | None = None) -> CubePage:
+    def list_cubes(
+        self, *, cursor: str | None = None, limit: int | None = None, timeout: float | None = None
+    ) -> CubePage:
         """One page of cubes."""
-        return self._send(api.list_cubes(cursor=cursor, limit=limit))
+        return self._send(api.list_cubes(cursor=cursor, limit=limit), timeout)
 
-    def iter_cubes(self, *, page_size: int | None = None) -> Iterator[CubeRead]:
+    def iter_cubes(
+        self, *, page_size: int | None = None, timeout: float | None = None
+    ) -> Iterator[CubeRead]:
         """Every cube, page after page."""
-        return self._pages(lambda cursor: api.list_cubes(cursor=cursor, limit=page_size))
+        return self._pages(lambda cursor: api.list_cubes(cursor=cursor, limit=page_size), timeout)
 
-    def get_cube(self, cube_id: ID) -> CubeRead:
+    def get_cube(self, cube_id: ID, *, timeout: float | None = None) -> CubeRead:
         """One cube."""
-        return self._send(api.get_cube(cube_id))
+        return self._send(api.get_cube(cube_id), timeout)
 
     def update_cube(
-        self, cube_id: ID, update: CubeUpdate | None = None, /, **fields: Unpack[CubeUpdateFields]
+        self,
+        cube_id: ID,
+        update: CubeUpdate | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        **fields: Unpack[CubeUpdateFields],
     ) -> CubeRead:
         """Change a cube; only the fields given are sent."""
-        return self._send(api.update_cube(cube_id, update, fields))
+        return self._send(api.update_cube(cube_id, update, fields), timeout)
 
-    def delete_cube(self, cube_id: ID) -> None:
+    def delete_cube(self, cube_id: ID, *, timeout: float | None = None) -> None:
         """Delete a cube."""
-        self._send(api.delete_cube(cube_id))
+        self._send(api.delete_cube(cube_id), timeout)
 
     # -- memories -----------------------------------------------------------------------
 
@@ -211,10 +252,11 @@ class MemoryClient:
         /,
         *,
         idempotency_key: str | None = None,
+        timeout: float | None = None,
         **fields: Unpack[MemoryFields],
     ) -> MemoryRead:
         """Add one memory (a ``MemoryCreate``, its content or keywords); never twice on retry."""
-        return self._send(api.add_memory(cube_id, memory, fields, idempotency_key))
+        return self._send(api.add_memory(cube_id, memory, fields, idempotency_key), timeout)
 
     def add_many(
         self,
@@ -224,10 +266,11 @@ class MemoryClient:
         *,
         idempotency_key: str | None = None,
         enrich: bool = True,
+        timeout: float | None = None,
     ) -> list[MemoryRead]:
         """Add a batch of memories in one transaction; retries never duplicate.
         ``enrich=False``: stored and searchable, but not enriched (a bulk import)."""
-        return self._send(api.add_memories(cube_id, memories, idempotency_key, enrich))
+        return self._send(api.add_memories(cube_id, memories, idempotency_key, enrich), timeout)
 
     def list_memories(
         self,
@@ -236,65 +279,86 @@ class MemoryClient:
         *,
         cursor: str | None = None,
         limit: int | None = None,
+        timeout: float | None = None,
         **filters: Unpack[MemoryFilters],
     ) -> MemoryPage:
         """One page of a cube's memories matching the filters."""
-        return self._send(api.list_memories(cube_id, cursor=cursor, limit=limit, filters=filters))
+        return self._send(
+            api.list_memories(cube_id, cursor=cursor, limit=limit, filters=filters), timeout
+        )
 
     def iter_memories(
-        self, cube_id: ID, /, *, page_size: int | None = None, **filters: Unpack[MemoryFilters]
+        self,
+        cube_id: ID,
+        /,
+        *,
+        page_size: int | None = None,
+        timeout: float | None = None,
+        **filters: Unpack[MemoryFilters],
     ) -> Iterator[MemoryRead]:
         """Every memory of a cube matching the filters, page after page."""
         return self._pages(
             lambda cursor: api.list_memories(
                 cube_id, cursor=cursor, limit=page_size, filters=filters
-            )
+            ),
+            timeout,
         )
 
-    def get_memory(self, memory_id: ID) -> MemoryRead:
+    def get_memory(self, memory_id: ID, *, timeout: float | None = None) -> MemoryRead:
         """One memory, current version."""
-        return self._send(api.get_memory(memory_id))
+        return self._send(api.get_memory(memory_id), timeout)
 
     def update_memory(
         self,
         memory_id: ID,
         update: MemoryUpdate | None = None,
         /,
+        *,
+        timeout: float | None = None,
         **fields: Unpack[MemoryUpdateFields],
     ) -> MemoryRead:
         """Append a version made against ``expected_version``: applied over enrichment since;
         ``Conflict`` when another writer changed the memory, or enrichment a field you set."""
-        return self._send(api.update_memory(memory_id, update, fields))
+        return self._send(api.update_memory(memory_id, update, fields), timeout)
 
-    def delete_memory(self, memory_id: ID, *, hard: bool = False) -> None:
+    def delete_memory(
+        self, memory_id: ID, *, hard: bool = False, timeout: float | None = None
+    ) -> None:
         """Soft-delete a memory (restorable), or erase it with ``hard=True``."""
-        self._send(api.delete_memory(memory_id, hard=hard))
+        self._send(api.delete_memory(memory_id, hard=hard), timeout)
 
-    def restore_memory(self, memory_id: ID) -> MemoryRead:
+    def restore_memory(self, memory_id: ID, *, timeout: float | None = None) -> MemoryRead:
         """Undo a soft delete."""
-        return self._send(api.restore_memory(memory_id))
+        return self._send(api.restore_memory(memory_id), timeout)
 
     def list_versions(
-        self, memory_id: ID, *, cursor: str | None = None, limit: int | None = None
+        self,
+        memory_id: ID,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
     ) -> MemoryVersionPage:
         """One page of a memory's version history."""
-        return self._send(api.list_versions(memory_id, cursor=cursor, limit=limit))
+        return self._send(api.list_versions(memory_id, cursor=cursor, limit=limit), timeout)
 
     def iter_versions(
-        self, memory_id: ID, *, page_size: int | None = None
+        self, memory_id: ID, *, page_size: int | None = None, timeout: float | None = None
     ) -> Iterator[MemoryVersionRead]:
         """A memory's whole version history, page after page."""
         return self._pages(
-            lambda cursor: api.list_versions(memory_id, cursor=cursor, limit=page_size)
+            lambda cursor: api.list_versions(memory_id, cursor=cursor, limit=page_size), timeout
         )
 
-    def get_version(self, memory_id: ID, version: int) -> MemoryVersionRead:
+    def get_version(
+        self, memory_id: ID, version: int, *, timeout: float | None = None
+    ) -> MemoryVersionRead:
         """One version of a memory."""
-        return self._send(api.get_version(memory_id, version))
+        return self._send(api.get_version(memory_id, version), timeout)
 
-    def get_provenance(self, memory_id: ID) -> ProvenanceRead:
+    def get_provenance(self, memory_id: ID, *, timeout: float | None = None) -> ProvenanceRead:
         """Where each version of a memory came from."""
-        return self._send(api.get_provenance(memory_id))
+        return self._send(api.get_provenance(memory_id), timeout)
 
     # -- retrieval ----------------------------------------------------------------------
 
@@ -303,23 +367,53 @@ class MemoryClient:
         cube_id: ID,
         request: SearchRequest | str | None = None,
         /,
+        *,
+        timeout: float | None = None,
         **fields: Unpack[SearchFields],
     ) -> SearchResponse:
         """Hybrid search of a cube (a ``SearchRequest``, a query string, or keywords)."""
-        return self._send(api.search(cube_id, request, fields))
+        return self._send(api.search(cube_id, request, fields), timeout)
 
     # -- graph --------------------------------------------------------------------------
 
     def list_links(
-        self, memory_id: ID, *, cursor: str | None = None, limit: int | None = None
+        self,
+        memory_id: ID,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
     ) -> LinkPage:
         """One page of a memory's live links, both directions, oldest first."""
-        return self._send(api.list_links(memory_id, cursor=cursor, limit=limit))
+        return self._send(api.list_links(memory_id, cursor=cursor, limit=limit), timeout)
 
-    def create_link(self, link: LinkCreate) -> LinkRead:
+    def create_link(self, link: LinkCreate, *, timeout: float | None = None) -> LinkRead:
         """A manual link between two memories of one cube (``Conflict`` when already live)."""
-        return self._send(api.create_link(link))
+        return self._send(api.create_link(link), timeout)
 
-    def delete_link(self, link_id: ID) -> None:
+    def delete_link(self, link_id: ID, *, timeout: float | None = None) -> None:
         """Retire a link."""
-        self._send(api.delete_link(link_id))
+        self._send(api.delete_link(link_id), timeout)
+
+    # -- import / export ----------------------------------------------------------------
+
+    def iter_export(self, cube_id: ID, *, timeout: float | None = None) -> Iterator[str]:
+        """The cube as JSON lines (``memsvc.schemas.transfer``), streamed; not retried."""
+        call = api.export_cube(cube_id)
+        with self._http.stream(
+            call.method,
+            call.path,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+        ) as response:
+            if not response.is_success:
+                response.read()
+                raise stream_failed(response)
+            for line in response.iter_lines():
+                if line:
+                    yield line
+
+    def import_records(
+        self, cube_id: ID, lines: Iterable[str | bytes], *, timeout: float | None = None
+    ) -> ImportResult:
+        """Write export lines into a cube in one request (all or nothing; safe to resend)."""
+        return self._send(api.import_records(cube_id, api.ndjson(lines)), timeout)

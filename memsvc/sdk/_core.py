@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from memsvc.errors import error_from_wire
+from memsvc.errors import MemsvcError, error_from_wire
 from memsvc.schemas import Page
 from memsvc.sdk._errors import InvalidResponse, TransportError
 from memsvc.sdk._types import ID
@@ -180,6 +180,11 @@ def finish(call: Call[T], response: httpx.Response) -> T:
     if not response.is_success and response.status_code not in call.answers:
         raise error_from_wire(response.status_code, error_body(response))
     return call.parse(response)
+
+
+def stream_failed(response: httpx.Response) -> MemsvcError:
+    """The typed error of a streamed answer that is not a success (its body read first)."""
+    return error_from_wire(response.status_code, error_body(response))
 
 
 def next_cursor(sent: str | None, page: Page[T]) -> str | None:

@@ -6,7 +6,7 @@ Adding an endpoint is one function here plus a one-line method on each client.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import httpx
 
@@ -40,6 +40,7 @@ from memsvc.schemas import (
     TenantPage,
     TenantRead,
 )
+from memsvc.schemas.transfer import MEDIA_TYPE, ImportResult
 from memsvc.sdk._core import (
     IDEMPOTENCY_HEADER,
     Call,
@@ -297,3 +298,27 @@ def create_link(link: LinkCreate) -> Call[LinkRead]:
 def delete_link(link_id: ID) -> Call[None]:
     """``DELETE /v1/links/{link_id}``."""
     return _delete(f"/v1/links/{seg(link_id)}")
+
+
+# -- import / export --------------------------------------------------------------------
+
+
+def export_cube(cube_id: ID) -> Call[None]:
+    """``GET /v1/cubes/{cube_id}/export`` (JSON lines, read as a stream by the clients)."""
+    return Call("GET", f"/v1/cubes/{seg(cube_id)}/export", no_content)
+
+
+def import_records(cube_id: ID, body: bytes) -> Call[ImportResult]:
+    """``POST /v1/cubes/{cube_id}/import``: safe to retry, a re-sent line writes nothing."""
+    headers = {"Content-Type": MEDIA_TYPE}
+    path = f"/v1/cubes/{seg(cube_id)}/import"
+    return Call("POST", path, expect(ImportResult), body=body, headers=headers, retry_safe=True)
+
+
+def ndjson(lines: Iterable[str | bytes]) -> bytes:
+    """Lines joined into a JSON-lines body (each line's own newline, if any, dropped)."""
+    out = bytearray()
+    for line in lines:
+        raw = line.encode() if isinstance(line, str) else line
+        out += raw.rstrip(b"\r\n") + b"\n"
+    return bytes(out)

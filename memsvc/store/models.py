@@ -280,6 +280,8 @@ class MemoryVersion(Base):
     model: Mapped[str | None] = mapped_column(String(300))
     # An edit applied on top of system versions written after the one it expected.
     rebased_over: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    # Written by an import: the system, cube, memory and version this one was copied from.
+    imported_from: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _now()
     __table_args__ = (UniqueConstraint("memory_id", "version"),)
 

@@ -1,7 +1,7 @@
 """memory session index: a thread's latest turns, for the context a new turn is indexed with
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-02
 
 ``memsvc.store.context`` reads the latest memories of a session on every write that names
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0016"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -42,7 +42,10 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column(
-            "cube_id", UUID(as_uuid=True), sa.ForeignKey("cube.id", ondelete="CASCADE"), nullable=False
+            "cube_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey("cube.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("embedding", Vector(384), nullable=False),
     )

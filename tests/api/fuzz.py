@@ -21,6 +21,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+# The import body is JSON lines, documented as a string: sent as text.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -85,6 +85,13 @@ AIMED: dict[str, Action] = {
     ),
     "search cube": lambda c, i, t: c.api("POST", f"/v1/cubes/{i.cube}/search", json={"query": t}),
     "graph": lambda c, i, _: c.api("GET", f"/v1/cubes/{i.cube}/graph"),
+    "export cube": lambda c, i, _: c.api("GET", f"/v1/cubes/{i.cube}/export"),
+    "import into cube": lambda c, i, t: c.api(
+        "POST",
+        f"/v1/cubes/{i.cube}/import",
+        content=json.dumps({"type": "end", "counts": {"note": len(t)}}).encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    ),
     "path": lambda c, i, _: c.api(
         "GET", f"/v1/cubes/{i.cube}/graph/path", params={"source": i.memory, "target": i.memory2}
     ),

@@ -43,6 +43,8 @@ EXPECTED = {
     "GET /v1/jobs": AUTH | {"200"},
     "GET /v1/jobs/{job_id}": AUTH | {"200"},
     "POST /v1/jobs/{job_id}/retry": AUTH | {"200", "409"},
+    "GET /v1/cubes/{cube_id}/export": AUTH | {"200"},
+    "POST /v1/cubes/{cube_id}/import": BODY | {"200"},
 }
 
 

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -56,7 +57,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 def test_every_readme_block_is_a_setup_command_or_runs_here() -> None:
     langs = [lang for lang, _ in runnable()]
-    assert sorted(langs) == ["bash", "python", "sql"], "a new README snippet needs a test here"
+    assert sorted(set(langs)) == ["bash", "python", "sql"], "a new README snippet needs a test here"
+    assert langs.count("bash") == 1 and langs.count("python") == len(EXPECTED_OUTPUT)
+    assert langs.count("sql") == 1
     assert len(blocks()) - len(langs) == len(SETUP)
 
 
@@ -76,15 +79,23 @@ def _documents(text: str) -> list[dict[str, object]]:
     return docs
 
 
-def test_python_snippet(live_server: LiveServer, tmp_path: Path) -> None:
-    [code] = [c for lang, c in runnable() if lang == "python"]
+# What each python block prints, in README order (its stdout, compared line by line).
+EXPECTED_OUTPUT: list[Callable[[list[str]], bool]] = [
+    lambda lines: lines[0].endswith(" Prefers window seats"),
+    lambda lines: lines == ["5", "['Lives in Lyon', 'Lives in Paris']"],
+    lambda lines: lines == ["diet", "None"],
+]
+
+
+@pytest.mark.parametrize("index", range(len(EXPECTED_OUTPUT)))
+def test_python_snippet(live_server: LiveServer, tmp_path: Path, index: int) -> None:
+    code = [c for lang, c in runnable() if lang == "python"][index]
     code = _at(code, "http://127.0.0.1:8080", live_server.url)
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    first = out.stdout.splitlines()[0]
-    assert first.endswith(" Prefers window seats"), out.stdout
+    assert EXPECTED_OUTPUT[index](out.stdout.splitlines()), out.stdout
 
 
 def test_curl_snippet(live_server: LiveServer, tmp_path: Path) -> None:
