@@ -33,7 +33,7 @@ from memsvc.schemas.transfer import (
     Record,
     SourceRecord,
 )
-from memsvc.store import ann, transfer
+from memsvc.store import ann, indexing, passages, transfer
 from memsvc.store.db import Database
 from memsvc.store.jobs import enqueue_many
 from memsvc.store.models import Memory
@@ -353,6 +353,19 @@ async def import_lines(
         for (row, _), vec in zip(plan.to_embed, vectors, strict=True):
             row["embedding"] = vec
     created, skipped, new = await transfer.write(session, cube_id=cube_id, batch=plan.batch)
+    # Long memories' passage vectors are derived, not exported: made here as on create.
+    later = [
+        (row["id"], indexing.passages(row["content"]))
+        for row in plan.batch.memories
+        if row["id"] in new and row.get("content")
+    ]
+    texts = [t for _, ps in later for t in ps]
+    if texts:
+        vecs, at, per_memory = list(await runtime.embed(texts)), 0, []
+        for mid, ps in later:
+            per_memory.append((mid, vecs[at : at + len(ps)]))
+            at += len(ps)
+        await passages.write(session, tenant_id=tenant_id, cube_id=cube_id, vectors=per_memory)
     fresh = [mid for mid in plan.pending if mid in new]
     if fresh:
         await enqueue_many(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -102,3 +103,18 @@ async def test_erasure_removes_the_passage_vectors(service: Service, database_ur
     assert resp.status_code == 204
     n = sql(database_url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=long["id"])
     assert n[0][0] == 0
+
+
+@pytest.mark.anyio
+async def test_an_imported_long_memory_gets_its_passages(
+    service: Service, database_url: str
+) -> None:
+    from tests.api.test_transfer import export, send
+
+    cube, target = await make_cube(service, "long-src"), await make_cube(service, "long-dst")
+    await add(service, cube, {"content": long_message("The code is 4411.")})
+    lines = await export(service, cube)
+    resp = await send(service, target, "\n".join(json.dumps(x) for x in lines).encode())
+    assert resp.status_code in (200, 201), resp.text
+    (n,) = sql(database_url, "SELECT count(*) FROM memory_passage WHERE cube_id = :c", c=target)
+    assert n[0] == 2
