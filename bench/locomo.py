@@ -128,7 +128,7 @@ def dump_candidates(
     which turns answer it; the labelled data format of ``memsvc ranker train``."""
     resp = client.search(
         cube,
-        SearchRequest(query=query, top_k=300, config=DUMP_CONFIG, explain=True, now=now),
+        SearchRequest(query=query, top_k=200, config=DUMP_CONFIG, explain=True, now=now),
     )
     line = {
         "group": group,
