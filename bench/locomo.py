@@ -138,12 +138,13 @@ def dump_candidates(
         # Relevant turns in all: some may be among no candidate (recall's denominator).
         "relevant_total": len(relevant),
         "relevant": sorted(
-            r.memory.id
+            str(r.memory.id)
             for r in resp.results
             if any(src.external_id in relevant for src in r.memory.sources)
         ),
     }
     out.write(json.dumps(line) + "\n")
+    out.flush()
 
 
 def write(
