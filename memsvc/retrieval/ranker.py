@@ -204,11 +204,23 @@ def questions(lines: Iterable[Mapping[str, Any]]) -> list[Question]:
 
 
 def fit(qs: Sequence[Question], *, l2: float = 1.0, steps: int = 300) -> Ranker:
-    """Logistic regression (Newton's method, L2) over all candidates of ``qs``; each
-    question's candidates weigh 1 in all, so long candidate lists do not dominate."""
+    """Logistic regression (Newton's method, L2) over all candidates of ``qs``. Each data set
+    (the group's prefix before ``/``) weighs the same and, within it, each question's
+    candidates weigh the same in all: neither a larger data set nor a long candidate list
+    dominates what is learned."""
     x = np.vstack([q.x for q in qs])
     y = np.concatenate([q.y for q in qs])
-    w_q = np.concatenate([np.full(len(q.y), 1.0 / max(len(q.y), 1)) for q in qs])
+    per_set: dict[str, int] = {}
+    for q in qs:
+        per_set[q.group.split("/")[0]] = per_set.get(q.group.split("/")[0], 0) + 1
+    w_q = np.concatenate(
+        [
+            np.full(
+                len(q.y), len(qs) / len(per_set) / per_set[q.group.split("/")[0]] / max(len(q.y), 1)
+            )
+            for q in qs
+        ]
+    )
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale < 1e-9] = 1.0  # a constant feature
     z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
@@ -264,12 +276,16 @@ def train(qs: Sequence[Question], *, version: str = "custom", folds: int = 5) ->
     for name, own in by_set.items():
         idx = [i for i, q in enumerate(qs) if q.group.split("/")[0] == name]
         others = [q for q in qs if q.group.split("/")[0] != name]
-        row = {
+        row: dict[str, Any] = {
             "questions": len(own),
             "service_order": round(recall_at(own, None), 4),
             "in_sample": round(evaluate(model, own), 4),
-            f"cv_{folds}fold": round(recall_at(own, [cv_scores[i] for i in idx]), 4),
         }
+        held = [i for i in idx if i in cv_scores]  # a fold of every group has no held-out
+        if held:
+            row[f"cv_{folds}fold"] = round(
+                recall_at([qs[i] for i in held], [cv_scores[i] for i in held]), 4
+            )
         if others:
             row["trained_on_others"] = round(evaluate(fit(others), own), 4)
         metrics[name] = row
