@@ -61,6 +61,9 @@ Embed = Callable[[str], Awaitable[np.ndarray]]
 Rerank = Callable[[str, list[str]], Awaitable[np.ndarray | None]]
 
 DEFAULT_EXACT_THRESHOLD = 20_000
+# The learned ranker scores the fused head this deep (as deep as its training data go:
+# bench/locomo.py --dump); the rest follows in fused order.
+LEARNED_DEPTH = 200
 # The share of its fused score a memory keeps when it is not valid at the asker's ``now``.
 NOT_VALID_FACTOR = 0.5
 
@@ -154,6 +157,7 @@ async def _learned(
     fused score)."""
     if not fused:
         return fused
+    fused, rest = fused[:LEARNED_DEPTH], fused[LEARNED_DEPTH:]
     now = asked_at(request)
     valid = (Memory.valid_from.is_(None) | (Memory.valid_from <= now)) & (
         Memory.valid_to.is_(None) | (Memory.valid_to > now)
@@ -191,8 +195,12 @@ async def _learned(
         now,
     )
     scores = ranker.score(x) - np.log(2) * np.asarray([not rows[mid].valid for mid in ids])
-    out = [(mid, float(sc)) for mid, sc in zip(ids, scores, strict=True)]
-    return sorted(out, key=lambda kv: (-kv[1], str(kv[0])))
+    out = sorted(
+        [(mid, float(sc)) for mid, sc in zip(ids, scores, strict=True)],
+        key=lambda kv: (-kv[1], str(kv[0])),
+    )
+    floor = out[-1][1] if out else 0.0  # the fused tail follows, in fused order
+    return out + [(mid, floor - 1.0 - i) for i, (mid, _) in enumerate(rest)]
 
 
 def asked_at(request: SearchRequest) -> datetime:

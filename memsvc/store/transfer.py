@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -160,33 +161,12 @@ async def _versions(
     for v in rows:
         out[v.memory_id].append(
             VersionRecord.model_construct(
-                version=v.version,
-                change_kind=v.change_kind,
-                content=v.content,
-                kind=v.kind,
-                layer=v.layer,  # type: ignore[arg-type]
-                tags=list(v.tags or []),
-                keywords=list(v.keywords or []),
-                context=v.context,
-                metadata=v.metadata_ or {},
-                user_id=v.user_id,
-                agent_id=v.agent_id,
-                session_id=v.session_id,
-                importance=v.importance,
-                status=v.status,  # type: ignore[arg-type]
-                valid_from=v.valid_from,
-                valid_to=v.valid_to,
-                embedding_model=v.embedding_model,
-                embedding_hash=v.embedding_hash,
-                actor=v.actor,
-                reason=v.reason,
-                caused_by=str(v.caused_by) if v.caused_by else None,
-                policy=v.policy,
-                model=v.model,
-                rebased_over=list(v.rebased_over or []),
-                imported_from=v.imported_from,
-                created_at=v.created_at,
-                sources=used.get((v.memory_id, v.version), []),
+                **_fields(
+                    v,
+                    VersionRecord,
+                    caused_by=str(v.caused_by) if v.caused_by else None,
+                    sources=used.get((v.memory_id, v.version), []),
+                )
             )
         )
     return out
@@ -197,32 +177,36 @@ def _memory_record(m: Memory, cube_id: uuid.UUID, versions: list[VersionRecord])
     # versions keep the embedding and record none).
     model = next((v.embedding_model for v in reversed(versions) if v.embedding_model), None)
     return MemoryRecord.model_construct(
-        id=str(m.id),
-        cube_id=str(cube_id),
-        content=m.content,
-        index_text=m.index_text,
-        kind=m.kind,
-        layer=m.layer,  # type: ignore[arg-type]
-        tags=list(m.tags or []),
-        keywords=list(m.keywords or []),
-        context=m.context,
-        metadata=m.metadata_ or {},
-        user_id=m.user_id,
-        agent_id=m.agent_id,
-        session_id=m.session_id,
-        importance=m.importance,
-        status=m.status,  # type: ignore[arg-type]
-        enrichment_status=m.enrichment_status,  # type: ignore[arg-type]
-        valid_from=m.valid_from,
-        valid_to=m.valid_to,
-        occurred_at=m.occurred_at,
-        version=m.version,
-        created_at=m.created_at,
-        updated_at=m.updated_at,
-        embedding=encode_vector(m.embedding) if m.embedding is not None else None,
-        embedding_model=model,
-        versions=versions,
+        **_fields(
+            m,
+            MemoryRecord,
+            id=str(m.id),
+            cube_id=str(cube_id),
+            embedding=encode_vector(m.embedding) if m.embedding is not None else None,
+            embedding_model=model,
+            versions=versions,
+        )
     )
+
+
+# A record field's column attribute where the two names differ.
+_ORM_NAME = {"metadata": "metadata_"}
+
+
+def _fields(row: Any, record: type[BaseModel], **given: Any) -> dict[str, Any]:
+    """A record's fields read off a stored row by name (the one list of them is the record
+    model), with ``given`` for those that are computed; the rest take their defaults."""
+    out = {
+        name: getattr(row, _ORM_NAME.get(name, name))
+        for name in record.model_fields
+        if name not in given and _ORM_NAME.get(name, name) in row.__mapper__.attrs
+    }
+    for name in ("tags", "keywords", "rebased_over"):
+        if name in out:
+            out[name] = list(out[name] or [])
+    if "metadata" in out:
+        out["metadata"] = out["metadata"] or {}
+    return {**out, **given}
 
 
 async def export_links(
