@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -42,7 +44,11 @@ def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         base = sqlalchemy_url(external)
         server = None
     else:
-        server = start_embedded(tmp_path_factory.mktemp("pg"))
+        # Outside pytest's own temp root: a second pytest session on the machine makes that
+        # root private again (0700), and the embedded server (run as its own user when the
+        # tests run as root) would lose its data directory mid-run.
+        pg_dir = Path(tempfile.mkdtemp(prefix="memsvc-test-pg-"))
+        server = start_embedded(pg_dir)
         base = sqlalchemy_url(server.get_uri())
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -54,7 +60,9 @@ def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     migrate(template)
     yield base
     admin.dispose()
-    del server
+    if server is not None:
+        server.cleanup()
+        shutil.rmtree(pg_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
