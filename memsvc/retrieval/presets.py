@@ -6,6 +6,7 @@
   queries that name dates or periods, fused by weighted RRF with a small ``k`` so the
   channels' top ranks dominate. Also the graph channel (weight 0.25: on LoCoMo dev it moved
   recall@10 by +0.008, within noise; weight 1.0 cost -0.019) once the cube has links.
+- ``learned``: ``hybrid``'s channels, its candidates ordered by the learned ranker.
 - ``deep``: ``hybrid`` with deeper candidates and a cross-encoder over the head; with no
   reranker configured it returns the ``hybrid`` order and says so in ``notes``.
 """
@@ -23,6 +24,15 @@ PRESETS: dict[str, RetrievalConfig] = {
         time=ChannelConfig(weight=1.0, depth=50),
         graph=ChannelConfig(weight=0.25, depth=50),
         rrf_k=20,
+    ),
+    # ``hybrid``'s candidates ordered by the learned ranker (``memsvc.retrieval.ranker``).
+    "learned": RetrievalConfig(
+        vector=ChannelConfig(weight=1.0, depth=100),
+        fulltext=ChannelConfig(weight=2.0, depth=100),
+        time=ChannelConfig(weight=1.0, depth=50),
+        graph=ChannelConfig(weight=0.25, depth=50),
+        rrf_k=20,
+        ranker="learned",
     ),
     "deep": RetrievalConfig(
         vector=ChannelConfig(weight=1.0, depth=200),
