@@ -204,17 +204,23 @@ async def recall(
     tags: Sequence[str] | None,
     user_id: str | None,
     cube: str | None,
+    now: str | None = None,
 ) -> str:
-    """Search a cube: the best matches, each with why it matched."""
+    """Search a cube: the best matches, each with why it matched; ``now`` is the asker's
+    current time (relative phrases in the query are read against it)."""
     filters = SearchFilters(
         tags=[clean(t, "tag", 200) for t in tags] if tags else None, user_id=user_id
     )
     try:
         request = SearchRequest(
-            query=clean(query, "query", 8000), top_k=top_k, filters=filters, explain=True
+            query=clean(query, "query", 8000),
+            top_k=top_k,
+            filters=filters,
+            explain=True,
+            now=now,
         )
     except ValueError as exc:
-        raise ToolFailure(f"invalid query: {exc}") from None
+        raise ToolFailure(f"invalid query or now: {exc}") from None
     response = await b.client.search(await b.cube_id(cube), request)
     results: list[JSON] = []
     for hit in response.results:

@@ -145,6 +145,16 @@ def build_server(backend: Backend, *, name: str = "memsvc") -> MCPServer:
             str | None, Field(description="Only memories about this user.", max_length=200)
         ] = None,
         cube: Cube = None,
+        now: Annotated[
+            str | None,
+            Field(
+                description=(
+                    "Your current date and time (ISO 8601, e.g. '2024-05-30T18:00:00Z'): "
+                    "'last Saturday' or 'two weeks ago' in the query are read against it."
+                ),
+                max_length=64,
+            ),
+        ] = None,
     ) -> str:
         """Search long-term memory by meaning and keywords: the best matches with id, content,
         when it was stored and why it matched."""
@@ -152,7 +162,7 @@ def build_server(backend: Backend, *, name: str = "memsvc") -> MCPServer:
             backend,
             ctx,
             lambda b: ops.recall(
-                b, query=query, top_k=top_k, tags=tags, user_id=user_id, cube=cube
+                b, query=query, top_k=top_k, tags=tags, user_id=user_id, cube=cube, now=now
             ),
         )
 

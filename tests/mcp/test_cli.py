@@ -46,7 +46,7 @@ def test_tool_schemas_export(capsys: pytest.CaptureFixture[str]) -> None:
     assert [s["name"] for s in schemas] == ["remember", "recall", "forget"]
     recall = schemas[1]["parameters"]
     assert recall["required"] == ["query"]  # type: ignore[index]
-    assert set(recall["properties"]) == {"query", "top_k", "tags", "user_id", "cube"}  # type: ignore[index]
+    assert set(recall["properties"]) == {"query", "top_k", "tags", "user_id", "cube", "now"}  # type: ignore[index]
     assert "ctx" not in schemas[0]["parameters"]["properties"]  # type: ignore[index]
     assert main(["tools", "--schema"]) == 0
     assert json.loads(capsys.readouterr().out) == schemas

@@ -106,6 +106,10 @@ async def test_bad_arguments_are_tool_errors(live_server: LiveServer, transport:
         )
         assert "NUL" in await fail(client, "remember", content="bad\x00byte")
         assert "NUL" in await fail(client, "recall", query="q\x00")
+        assert "now" in await fail(client, "recall", query="x", now="yesterday")
+        assert "now" in await fail(client, "recall", query="x", now="0001-01-01T00:00:00+14:00")
+        asked = await call(client, "recall", query="last Saturday", now="2024-05-30T18:00:00Z")
+        assert asked["results"] == []
         assert "content" in await fail(client, "remember", content="x" * 1_000_000)
         assert "relation" in await fail(
             client, "link", source_id="a", target_id="b", relation="loves"
