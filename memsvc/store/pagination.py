@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, and_, or_, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import BadRequest
@@ -97,3 +97,19 @@ async def every(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> list[T]:
         cursor = page.next_cursor
         if cursor is None:
             return out
+
+
+async def pages(
+    session: AsyncSession, stmt: Select[R], created_col: Any, id_col: Any, *, size: int
+) -> AsyncIterator[list[R]]:
+    """Every row of ``stmt`` in keyset order, ``size`` at a time (streaming a whole table:
+    each page is one query, no cursor round trip)."""
+    after: tuple[datetime, Any] | None = None
+    while True:
+        q = stmt if after is None else stmt.where(tuple_(created_col, id_col) > after)
+        rows = list((await session.scalars(q.order_by(created_col, id_col).limit(size))).all())
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        after = (rows[-1].created_at, rows[-1].id)

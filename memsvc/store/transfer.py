@@ -14,12 +14,11 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
@@ -42,6 +41,7 @@ from memsvc.store.models import (
     Source,
     core_table,
 )
+from memsvc.store.pagination import pages
 
 PAGE = 200
 # Records are built from stored rows without validation (``model_construct``): a row the
@@ -88,26 +88,10 @@ async def export_sources(
     session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID
 ) -> AsyncIterator[SourceRecord]:
     """Every source of the cube, oldest first."""
-    after: tuple[datetime, uuid.UUID] | None = None
-    while True:
-        q = select(Source).where(Source.tenant_id == tenant_id, Source.cube_id == cube_id)
-        if after is not None:
-            q = q.where(tuple_(Source.created_at, Source.id) > after)
-        rows = (await session.scalars(q.order_by(Source.created_at, Source.id).limit(PAGE))).all()
+    q = select(Source).where(Source.tenant_id == tenant_id, Source.cube_id == cube_id)
+    async for rows in pages(session, q, Source.created_at, Source.id, size=PAGE):
         for s in rows:
-            yield SourceRecord.model_construct(
-                id=str(s.id),
-                kind=s.kind,
-                external_id=s.external_id,
-                speaker=s.speaker,
-                occurred_at=s.occurred_at,
-                text=s.text,
-                metadata=s.metadata_ or {},
-                created_at=s.created_at,
-            )
-        if len(rows) < PAGE:
-            return
-        after = (rows[-1].created_at, rows[-1].id)
+            yield SourceRecord.model_construct(**_fields(s, SourceRecord, id=str(s.id)))
 
 
 async def export_memories(
@@ -115,28 +99,17 @@ async def export_memories(
 ) -> AsyncIterator[MemoryRecord]:
     """Every memory of the cube (soft-deleted ones too, erased ones not), oldest first,
     with every version."""
-    after: tuple[datetime, uuid.UUID] | None = None
-    while True:
-        q = (
-            select(Memory)
-            # An erased memory is gone for every reader (its content blanked everywhere).
-            .where(
-                Memory.tenant_id == tenant_id,
-                Memory.cube_id == cube_id,
-                Memory.status != "erased",
-            )
-            .execution_options(populate_existing=True)
-        )
-        q = q.options(undefer(Memory.embedding))
-        if after is not None:
-            q = q.where(tuple_(Memory.created_at, Memory.id) > after)
-        rows = (await session.scalars(q.order_by(Memory.created_at, Memory.id).limit(PAGE))).all()
+    q = (
+        select(Memory)
+        # An erased memory is gone for every reader (its content blanked everywhere).
+        .where(Memory.tenant_id == tenant_id, Memory.cube_id == cube_id, Memory.status != "erased")
+        .execution_options(populate_existing=True)
+        .options(undefer(Memory.embedding))
+    )
+    async for rows in pages(session, q, Memory.created_at, Memory.id, size=PAGE):
         history = await _versions(session, [m.id for m in rows])
         for m in rows:
             yield _memory_record(m, cube_id, history.get(m.id, []))
-        if len(rows) < PAGE:
-            return
-        after = (rows[-1].created_at, rows[-1].id)
 
 
 async def _versions(
@@ -213,12 +186,8 @@ async def export_links(
     session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID
 ) -> AsyncIterator[LinkRecord]:
     """Every link of the cube (retired ones too), oldest first."""
-    after: tuple[datetime, uuid.UUID] | None = None
-    while True:
-        q = select(Link).where(Link.tenant_id == tenant_id, Link.cube_id == cube_id)
-        if after is not None:
-            q = q.where(tuple_(Link.created_at, Link.id) > after)
-        rows = (await session.scalars(q.order_by(Link.created_at, Link.id).limit(PAGE))).all()
+    q = select(Link).where(Link.tenant_id == tenant_id, Link.cube_id == cube_id)
+    async for rows in pages(session, q, Link.created_at, Link.id, size=PAGE):
         for link in rows:
             yield LinkRecord.model_construct(
                 id=str(link.id),
@@ -232,9 +201,6 @@ async def export_links(
                 provenance=link.provenance or {},
                 created_at=link.created_at,
             )
-        if len(rows) < PAGE:
-            return
-        after = (rows[-1].created_at, rows[-1].id)
 
 
 # -- import -------------------------------------------------------------------------------
