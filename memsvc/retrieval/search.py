@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.channels import (
@@ -42,7 +42,7 @@ from memsvc.store import ann, context, textsearch
 from memsvc.store import memories as store
 from memsvc.store.ann import Ranked
 from memsvc.store.caches import caches_of
-from memsvc.store.filters import apply_filters
+from memsvc.store.filters import apply_filters, valid_at
 from memsvc.store.models import Memory
 from memsvc.store.textsearch import TextMatch, plain_match
 
@@ -88,11 +88,7 @@ def _scoped(
     stmt = stmt.where(Memory.tenant_id == tenant_id, Memory.cube_id == cube_id)
     stmt = apply_filters(stmt, filters or SearchFilters())
     if as_of is not None:
-        stmt = stmt.where(
-            Memory.created_at <= as_of,
-            or_(Memory.valid_from.is_(None), Memory.valid_from <= as_of),
-            or_(Memory.valid_to.is_(None), Memory.valid_to > as_of),
-        )
+        stmt = stmt.where(Memory.created_at <= as_of, valid_at(as_of))
     return stmt
 
 
@@ -123,9 +119,7 @@ async def _with_signals(
     signals = cfg.recency_weight > 0 or cfg.importance_weight > 0
     ids = [mid for mid, _ in fused]
     cols = (Memory.id, Memory.occurred_at, Memory.created_at, Memory.importance)
-    valid = (Memory.valid_from.is_(None) | (Memory.valid_from <= now)) & (
-        Memory.valid_to.is_(None) | (Memory.valid_to > now)
-    )
+    valid = valid_at(now)
     stmt = select(*cols).where(Memory.id.in_(ids))
     if not signals:  # only the memories that are not valid at ``now`` matter
         stmt = stmt.where(~valid)
@@ -159,9 +153,7 @@ async def _learned(
         return fused
     fused, rest = fused[:LEARNED_DEPTH], fused[LEARNED_DEPTH:]
     now = asked_at(request)
-    valid = (Memory.valid_from.is_(None) | (Memory.valid_from <= now)) & (
-        Memory.valid_to.is_(None) | (Memory.valid_to > now)
-    )
+    valid = valid_at(now)
     rows = {
         r.id: r
         for r in await session.execute(

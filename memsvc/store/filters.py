@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import ColumnElement, Select, and_, or_
 
 from memsvc.schemas import MemoryFilters, SearchFilters
 from memsvc.store.models import Memory
@@ -52,6 +53,14 @@ def apply_filters(stmt: Select[Any], f: MemoryFilters | SearchFilters) -> Select
     if f.created_before:
         stmt = stmt.where(Memory.created_at < f.created_before)
     return stmt
+
+
+def valid_at(at: datetime) -> ColumnElement[bool]:
+    """A memory is valid at ``at``: its ``valid_from`` reached and its ``valid_to`` not."""
+    return and_(
+        or_(Memory.valid_from.is_(None), Memory.valid_from <= at),
+        or_(Memory.valid_to.is_(None), Memory.valid_to > at),
+    )
 
 
 def the_memory(tenant_id: uuid.UUID, memory_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
