@@ -359,13 +359,15 @@ async def import_lines(
         for row in plan.batch.memories
         if row["id"] in new and row.get("content")
     ]
-    texts = [t for _, ps in later for t in ps]
-    if texts:
-        vecs, at, per_memory = list(await runtime.embed(texts)), 0, []
-        for mid, ps in later:
-            per_memory.append((mid, vecs[at : at + len(ps)]))
-            at += len(ps)
-        await passages.write(session, tenant_id=tenant_id, cube_id=cube_id, vectors=per_memory)
+    flat = [t for _, ps in later for t in ps]
+    if flat:
+        await passages.write(
+            session,
+            tenant_id=tenant_id,
+            cube_id=cube_id,
+            texts=later,
+            vectors=list(await runtime.embed(flat)),
+        )
     fresh = [mid for mid in plan.pending if mid in new]
     if fresh:
         await enqueue_many(

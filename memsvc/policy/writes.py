@@ -182,13 +182,12 @@ async def create_memories(
             for i, read in zip(chunk, reads, strict=True):
                 created[i] = read
         if flat:
-            vecs, at = list(await pending[-1]), 0
-            per_memory = []
-            for i, ps in enumerate(later):
-                per_memory.append((created[i].id, vecs[at : at + len(ps)]))
-                at += len(ps)
             await passages.write(
-                session, tenant_id=principal.tenant_id, cube_id=cube_id, vectors=per_memory
+                session,
+                tenant_id=principal.tenant_id,
+                cube_id=cube_id,
+                texts=[(created[i].id, ps) for i, ps in enumerate(later)],
+                vectors=list(await pending[-1]),
             )
     finally:
         for fut in pending:
@@ -250,15 +249,21 @@ async def update_memory(
             tags=data.tags if data.tags is not None else current.tags,
             sources=current.sources,
         )
-        vec = (await runtime.embed([index_text]))[0]
+        # The memory and, when its content changes, its passages: one embedding call.
+        later = (
+            indexing.passages(data.content, (s.speaker for s in current.sources))
+            if data.content is not None
+            else []
+        )
+        vec, *vecs = await runtime.embed([index_text, *later])
         if data.content is not None:
-            later = indexing.passages(data.content, (s.speaker for s in current.sources))
             await passages.drop(session, memory_id)
             await passages.write(
                 session,
                 tenant_id=principal.tenant_id,
                 cube_id=current.cube_id,
-                vectors=[(memory_id, list(await runtime.embed(later)) if later else [])],
+                texts=[(memory_id, later)],
+                vectors=vecs,
             )
         # The turns said before it are unchanged by an edit of the memory itself.
         _, mark, ctx = edit.index_text.partition(CONTEXT_MARK)

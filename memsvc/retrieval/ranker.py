@@ -271,7 +271,7 @@ def train(qs: Sequence[Question], *, version: str = "custom", folds: int = 5) ->
     cross-validation, and trained on the other data sets only."""
     by_set: dict[str, list[Question]] = {}
     for q in qs:
-        by_set.setdefault(q.group.split("/")[0], []).append(q)
+        by_set.setdefault(_set_of(q), []).append(q)
     model = fit(qs)
     groups = sorted({q.group for q in qs})
     fold_of = {g: i % folds for i, g in enumerate(groups)}
@@ -285,8 +285,8 @@ def train(qs: Sequence[Question], *, version: str = "custom", folds: int = 5) ->
             cv_scores[i] = m.score(qs[i].x)
     metrics: dict[str, Any] = {"questions": len(qs), "candidates": int(sum(len(q.y) for q in qs))}
     for name, own in by_set.items():
-        idx = [i for i, q in enumerate(qs) if q.group.split("/")[0] == name]
-        others = [q for q in qs if q.group.split("/")[0] != name]
+        idx = [i for i, q in enumerate(qs) if _set_of(q) == name]
+        others = [q for q in qs if _set_of(q) != name]
         row: dict[str, Any] = {
             "questions": len(own),
             "service_order": round(recall_at(own, None), 4),

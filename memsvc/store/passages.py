@@ -19,14 +19,27 @@ async def write(
     *,
     tenant_id: uuid.UUID,
     cube_id: uuid.UUID,
-    vectors: Sequence[tuple[uuid.UUID, Sequence[np.ndarray]]],
+    texts: Sequence[tuple[uuid.UUID, Sequence[str]]],
+    vectors: Sequence[np.ndarray],
 ) -> int:
-    """Insert each memory's passage vectors (in passage order); how many were written."""
-    rows: list[dict[str, Any]] = [
-        {"memory_id": mid, "idx": i, "tenant_id": tenant_id, "cube_id": cube_id, "embedding": v}
-        for mid, vecs in vectors
-        for i, v in enumerate(vecs)
-    ]
+    """Insert each memory's passage vectors: ``vectors`` are those of ``texts``' passages,
+    in order (one embedding call for all); how many rows were written."""
+    rows: list[dict[str, Any]] = []
+    at = 0
+    for mid, passages in texts:
+        for i in range(len(passages)):
+            rows.append(
+                {
+                    "memory_id": mid,
+                    "idx": i,
+                    "tenant_id": tenant_id,
+                    "cube_id": cube_id,
+                    "embedding": vectors[at + i],
+                }
+            )
+        at += len(passages)
+    if len(vectors) != at:
+        raise ValueError(f"{len(vectors)} vectors for {at} passages")
     if rows:
         await session.execute(insert(MemoryPassage), rows)
     return len(rows)
