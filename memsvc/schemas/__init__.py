@@ -1,5 +1,13 @@
 """Wire types shared by the API and the SDK (``XCreate``, ``XUpdate``, ``XRead``, ``XPage``)."""
 
+from memsvc.schemas.ask import (
+    AskBudget,
+    AskRequest,
+    AskResponse,
+    Evidence,
+    TraceRead,
+    TraceStep,
+)
 from memsvc.schemas.common import ErrorBody, ErrorInfo, Health, Page
 from memsvc.schemas.cubes import CubeCreate, CubePage, CubeRead, CubeUpdate
 from memsvc.schemas.graph import (
@@ -57,6 +65,9 @@ from memsvc.schemas.tenants import (
 __all__ = [
     "RELATIONS",
     "SYMMETRIC_RELATIONS",
+    "AskBudget",
+    "AskRequest",
+    "AskResponse",
     "ChannelConfig",
     "ChannelHit",
     "CubeCreate",
@@ -66,6 +77,7 @@ __all__ = [
     "EffectiveLimits",
     "ErrorBody",
     "ErrorInfo",
+    "Evidence",
     "GraphEdge",
     "GraphNode",
     "GraphPath",
@@ -109,5 +121,7 @@ __all__ = [
     "TenantLimitsRead",
     "TenantPage",
     "TenantRead",
+    "TraceRead",
+    "TraceStep",
     "VersionProvenance",
 ]

@@ -414,7 +414,38 @@ class TenantLimit(Base):
     rate_per_s: Mapped[float | None] = mapped_column(Float)
     rate_burst: Mapped[int | None] = mapped_column(Integer)
     daily_write_quota: Mapped[int | None] = mapped_column(BigInteger)
+    # Caps on what one ``ask`` may spend (``AskBudget``); NULL: the server's.
+    ask_max_cycles: Mapped[int | None] = mapped_column(Integer)
+    ask_max_llm_calls: Mapped[int | None] = mapped_column(Integer)
+    ask_max_tokens: Mapped[int | None] = mapped_column(Integer)
+    ask_deadline_ms: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = _now()
+
+
+class RetrievalTrace(Base):
+    """What one ``ask`` did, step by step, kept until ``expires_at``. ``memory_ids`` names
+    every memory the trace mentions (a hard erase of one deletes the trace)."""
+
+    __tablename__ = "retrieval_trace"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cube.id", ondelete="CASCADE"))
+    question: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(20))
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    steps: Mapped[list[Any]] = mapped_column(JSONB)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    memory_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    llm_calls: Mapped[int] = mapped_column(Integer)
+    tokens: Mapped[int] = mapped_column(Integer)
+    took_ms: Mapped[float] = mapped_column(Float)
+    stopped: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    __table_args__ = (
+        Index("ix_retrieval_trace_cube_created", "cube_id", "created_at"),
+        Index("ix_retrieval_trace_memory_ids", "memory_ids", postgresql_using="gin"),
+    )
 
 
 class TenantWriteUsage(Base):
