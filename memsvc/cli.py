@@ -154,7 +154,15 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-_LIMIT_FIELDS = ("rate_per_s", "rate_burst", "daily_write_quota")
+_LIMIT_FIELDS = (
+    "rate_per_s",
+    "rate_burst",
+    "daily_write_quota",
+    "ask_max_cycles",
+    "ask_max_llm_calls",
+    "ask_max_tokens",
+    "ask_deadline_ms",
+)
 
 
 def _limit_value(text: str) -> object:
@@ -502,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kc.add_argument("--name", default="cli")
     kc.set_defaults(func=cmd_keys_create)
-    limits = sub.add_parser("limits", help="a tenant's rate limits and daily write quota")
+    limits = sub.add_parser("limits", help="a tenant's rate limits, daily write quota and ask caps")
     lsub = limits.add_subparsers(dest="limits_command", required=True)
     ls = with_data_dir(lsub.add_parser("show", help="print a tenant's limits as JSON"))
     ls.add_argument("--tenant", required=True, help="tenant name")
@@ -516,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
     lset.add_argument(
         "--daily-write-quota", dest="daily_write_quota", help="memories per UTC day (0: no cap)"
     )
+    for flag, helptext in (
+        ("ask-max-cycles", "probe cycles one ask may run"),
+        ("ask-max-llm-calls", "LLM calls one ask may make"),
+        ("ask-max-tokens", "LLM tokens one ask may spend"),
+        ("ask-deadline-ms", "the longest deadline one ask may set"),
+    ):
+        lset.add_argument(f"--{flag}", dest=flag.replace("-", "_"), help=helptext)
     lset.set_defaults(func=cmd_limits)
     worker = with_data_dir(sub.add_parser("worker", help="run background jobs"))
     worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once")

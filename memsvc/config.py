@@ -86,6 +86,12 @@ class LimitSettings(BaseModel):
     # Memories a tenant may create per UTC day (0: unlimited); over it: 429 quota_exceeded
     # with Retry-After until midnight UTC. Per tenant: PUT /v1/tenants/{id}/limits.
     daily_write_quota: int = 0
+    # The most one ``ask`` may spend (a request asking more gets a 422). Per tenant:
+    # PUT /v1/tenants/{id}/limits. The deadline stays under ``response_timeout_s``.
+    ask_max_cycles: int = 8
+    ask_max_llm_calls: int = 16
+    ask_max_tokens: int = 200_000
+    ask_deadline_ms: int = 30_000
     # A request body must arrive within this (else 408); a response must start within
     # ``response_timeout_s`` (else 503 with Retry-After).
     body_timeout_s: float = 30.0
@@ -117,6 +123,19 @@ class JobSettings(BaseModel):
     prune_every_s: float = 600.0
 
 
+class AskSettings(BaseModel):
+    """``ask``: the budget a request gets when it names none (held under the caps,
+    ``LimitSettings.ask_max_*``)."""
+
+    # Probe cycles after the first pass; most questions end at the gate before any.
+    max_cycles: int = 2
+    max_llm_calls: int = 4
+    max_tokens: int = 16_000
+    deadline_ms: int = 10_000
+    # Traces (``GET /v1/traces/{id}``) are kept this long.
+    trace_retention_days: float = 14.0
+
+
 class Settings(BaseSettings):
     """All service settings. Tests build their own instead of patching the environment."""
 
@@ -134,6 +153,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    ask: AskSettings = Field(default_factory=AskSettings)
     # Below this many memories a cube is searched exhaustively (exact scores).
     exact_search_threshold: int = 20_000
     # Bulk writes into a cube above it are folded into the HNSW index this many seconds

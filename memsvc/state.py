@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from memsvc.config import Settings
+from memsvc.llm import LLM
 from memsvc.store.db import Database
 from memsvc.store.tenants import Principal, authenticate
 
@@ -48,5 +49,7 @@ class AppState:
     db: Database
     runtime: ModelRuntime
     keys: KeyCache
+    # The LLM ``ask`` uses in LLM mode (None: heuristic only); jobs build their own.
+    llm: LLM | None = None
     ready: bool = False
     extras: dict[str, Any] = field(default_factory=dict)

@@ -15,9 +15,20 @@ from memsvc import __version__
 from memsvc.api import errors, faults, openapi
 from memsvc.api.mcp_mount import mount_mcp
 from memsvc.api.middleware import BodyLimit, CatchAll, CleanURL, Metrics
-from memsvc.api.routes import admin, cubes, graph, health, jobs, memories, search, transfer
+from memsvc.api.routes import (
+    admin,
+    ask,
+    cubes,
+    graph,
+    health,
+    jobs,
+    memories,
+    search,
+    transfer,
+)
 from memsvc.api.timeouts import Timeouts
 from memsvc.config import Settings
+from memsvc.llm import build_llm
 from memsvc.runtime import ModelRuntime, build_runtime
 from memsvc.schemas import KeyCreated
 from memsvc.state import AppState, KeyCache
@@ -59,7 +70,9 @@ async def open_state(settings: Settings, *, runtime: ModelRuntime | None = None)
         write_admin_key(settings.data_dir, created, echo=settings.print_admin_key)
     if runtime is None:
         runtime = await asyncio.to_thread(build_runtime, settings.models)
-    state = AppState(settings=settings, db=db, runtime=runtime, keys=KeyCache(db))
+    state = AppState(
+        settings=settings, db=db, runtime=runtime, keys=KeyCache(db), llm=build_llm(settings.llm)
+    )
     state.ready = True
     return state
 
@@ -110,7 +123,7 @@ def create_app(
     )
     errors.install(app)
     faults.install(app)
-    for module in (health, admin, cubes, memories, search, graph, jobs, transfer):
+    for module in (health, admin, cubes, memories, search, ask, graph, jobs, transfer):
         app.include_router(module.router)
     app.include_router(build_admin_router())
     mcp_running = mount_mcp(app)

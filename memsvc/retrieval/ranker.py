@@ -57,7 +57,7 @@ _STOP = frozenset(
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 
 
-def _terms(text: str) -> set[str]:
+def terms(text: str) -> set[str]:
     out = set()
     for w in _WORD.findall(text.lower()):
         w = w.removesuffix("'s").rstrip("'")
@@ -66,7 +66,7 @@ def _terms(text: str) -> set[str]:
     return out
 
 
-def _names(query: str) -> set[str]:
+def names(query: str) -> set[str]:
     """Capitalised words of the query that do not start a sentence: names, places, titles."""
     out = set()
     for m in re.finditer(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-zA-Z'-]+)", query):
@@ -89,11 +89,11 @@ class Candidate:
 
 def features(cands: Sequence[Candidate], query: str, now: datetime) -> np.ndarray:
     """The feature matrix (one row per candidate, columns ``FEATURES``)."""
-    q_terms, q_names = _terms(query), _names(query)
+    q_terms, q_names = terms(query), names(query)
     top_fulltext = max((c.hits["fulltext"][1] for c in cands if "fulltext" in c.hits), default=0)
     rows = []
     for c in cands:
-        content_terms = _terms(c.content)
+        content_terms = terms(c.content)
         speakers = {s.lower() for s in c.speakers}
         said = content_terms | speakers
         when = c.occurred_at or c.created_at

@@ -48,11 +48,13 @@ from memsvc.store.textsearch import TextMatch, plain_match
 
 __all__ = [
     "Candidates",
+    "Ranking",
     "Scope",
     "explain",
     "fuse",
     "gather",
     "open_scope",
+    "rank",
     "search",
     "tsquery_text",
 ]
@@ -364,6 +366,48 @@ async def _rerank(
     return head + scored[config.rerank_depth :], True
 
 
+@dataclass
+class Ranking:
+    """One query's fused order over its scope, before any row is loaded."""
+
+    fused: list[tuple[uuid.UUID, float]]
+    cands: Candidates
+    scope: Scope
+
+
+async def rank(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    cube_id: uuid.UUID,
+    request: SearchRequest,
+    config: RetrievalConfig,
+    query_vec: np.ndarray | None,
+    exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
+    reopen: Reopen | None = None,
+    ranker: Ranker | None = None,
+) -> Ranking:
+    """Run the configured channels and order their candidates (fused, signals or the
+    learned ranker): ids and scores, best first."""
+    scope = await open_scope(
+        session,
+        tenant_id=tenant_id,
+        cube_id=cube_id,
+        request=request,
+        vector=config.vector is not None,
+        exact_threshold=exact_threshold,
+        reopen=reopen,
+    )
+    cands = await gather(scope, request, config, query_vec)
+    if scope.approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
+        await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
+    if config.ranker == "learned" and ranker is not None:
+        fused = await _learned(session, fuse(cands, config), cands, ranker, request)
+    else:
+        fused = await _with_signals(session, fuse(cands, config), config, asked_at(request))
+    return Ranking(fused=fused, cands=cands, scope=scope)
+
+
 async def search(
     session: AsyncSession,
     *,
@@ -381,22 +425,18 @@ async def search(
     """Run the configured channels, fuse, optionally rerank, and load the top results.
     ``reopen``: a new transaction scoped like ``session``, for background refreshes."""
     started = time.perf_counter()
-    scope = await open_scope(
+    ranking = await rank(
         session,
         tenant_id=tenant_id,
         cube_id=cube_id,
         request=request,
-        vector=config.vector is not None,
+        config=config,
+        query_vec=query_vec,
         exact_threshold=exact_threshold,
         reopen=reopen,
+        ranker=ranker,
     )
-    cands = await gather(scope, request, config, query_vec)
-    if scope.approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
-        await ann.request_promotion(session, tenant_id=tenant_id, cube_id=cube_id)
-    if config.ranker == "learned" and ranker is not None:
-        fused = await _learned(session, fuse(cands, config), cands, ranker, request)
-    else:
-        fused = await _with_signals(session, fuse(cands, config), config, asked_at(request))
+    fused, cands, scope = ranking.fused, ranking.cands, ranking.scope
     head_n = max(request.top_k, config.rerank_depth if rerank and config.rerank else 0)
     top_ids = [mid for mid, _ in fused[:head_n]]
     rows = {

@@ -9,11 +9,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.config import Settings
 from memsvc.errors import ValidationFailed
-from memsvc.retrieval import presets, ranker
+from memsvc.llm import LLM, Usage
+from memsvc.retrieval import ask, presets, ranker
 from memsvc.retrieval.search import search
 from memsvc.runtime import ModelRuntime
-from memsvc.schemas import SearchRequest, SearchResponse
+from memsvc.schemas import (
+    AskRequest,
+    AskResponse,
+    EffectiveLimits,
+    SearchRequest,
+    SearchResponse,
+)
+from memsvc.store import traces
 from memsvc.store.db import Database
+from memsvc.store.llm_usage import TenantBudget
 
 
 async def search_cube(
@@ -52,3 +61,66 @@ async def search_cube(
             else None
         ),
     )
+
+
+def ask_plan(
+    request: AskRequest, *, settings: Settings, limits: EffectiveLimits, llm: LLM | None
+) -> ask.Spend:
+    """Check an ask before it runs (a 4xx before any work, or any streamed byte): its mode
+    against the configured LLM, its budget against the tenant's caps."""
+    if request.top_k > settings.limits.max_top_k:
+        limit = settings.limits.max_top_k
+        raise ValidationFailed(f"top_k may be at most {limit}", detail={"limit": limit})
+    ask.mode_of(request, llm)
+    return ask.spend_for(request.budget, settings.ask, ask.Caps.of(limits))
+
+
+async def ask_cube(
+    session: AsyncSession,
+    *,
+    runtime: ModelRuntime,
+    settings: Settings,
+    llm: LLM | None,
+    db: Database,
+    tenant_id: uuid.UUID,
+    cube_id: uuid.UUID,
+    request: AskRequest,
+    spend: ask.Spend,
+    emit: ask.Emit | None = None,
+) -> AskResponse:
+    """Run an ask (``memsvc.retrieval.ask``) and store its trace in the same transaction.
+    Its LLM calls draw on the tenant's hourly LLM budget like enrichment's."""
+    usage = Usage(
+        budget=TenantBudget(
+            db,
+            tenant_id,
+            calls_per_hour=settings.llm.budget_calls_per_hour,
+            tokens_per_hour=settings.llm.budget_tokens_per_hour,
+        )
+    )
+    trace_id = uuid.uuid4()
+    response, steps = await ask.ask(
+        session,
+        runtime=runtime,
+        settings=settings,
+        llm=llm,
+        tenant_id=tenant_id,
+        cube_id=cube_id,
+        request=request,
+        spend=spend,
+        trace_id=trace_id,
+        emit=emit,
+        usage=usage,
+    )
+    await traces.save(
+        session,
+        trace_id=trace_id,
+        tenant_id=tenant_id,
+        cube_id=cube_id,
+        question=request.question,
+        request=request.model_dump(mode="json", exclude_none=True),
+        steps=steps,
+        response=response,
+        retention_days=settings.ask.trace_retention_days,
+    )
+    return response

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, StrictInt, computed_field, model_validator
 
+from memsvc.schemas.ask import MAX_CYCLES, MAX_DEADLINE_MS, MAX_LLM_CALLS, MAX_TOKENS
 from memsvc.schemas.common import Page, ReadModel, WireModel
 
 
@@ -90,13 +91,18 @@ class TenantLimits(WireModel):
 
     ``rate_per_s``/``rate_burst``: requests a second per API key of the tenant, in bursts
     of up to ``rate_burst`` (0: no rate limit). ``daily_write_quota``: memories the tenant
-    may create per UTC day (0: unlimited)."""
+    may create per UTC day (0: unlimited). ``ask_*``: the most one ask may spend."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     rate_per_s: float | None = Field(default=None, ge=0, le=MAX_RATE_PER_S)
     rate_burst: StrictInt | None = Field(default=None, ge=0, le=MAX_BURST)
     daily_write_quota: StrictInt | None = Field(default=None, ge=0, le=MAX_DAILY_WRITES)
+    # Caps on one ask's budget (``AskBudget``): a request asking more gets a 422.
+    ask_max_cycles: StrictInt | None = Field(default=None, ge=0, le=MAX_CYCLES)
+    ask_max_llm_calls: StrictInt | None = Field(default=None, ge=0, le=MAX_LLM_CALLS)
+    ask_max_tokens: StrictInt | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    ask_deadline_ms: StrictInt | None = Field(default=None, ge=1, le=MAX_DEADLINE_MS)
 
 
 class EffectiveLimits(ReadModel):
@@ -105,6 +111,10 @@ class EffectiveLimits(ReadModel):
     rate_per_s: float
     rate_burst: int
     daily_write_quota: int
+    ask_max_cycles: int
+    ask_max_llm_calls: int
+    ask_max_tokens: int
+    ask_deadline_ms: int
 
 
 class TenantLimitsRead(ReadModel):
@@ -112,6 +122,10 @@ class TenantLimitsRead(ReadModel):
     rate_per_s: float | None = None
     rate_burst: int | None = None
     daily_write_quota: int | None = None
+    ask_max_cycles: int | None = None
+    ask_max_llm_calls: int | None = None
+    ask_max_tokens: int | None = None
+    ask_deadline_ms: int | None = None
     effective: EffectiveLimits
     # Memories created this UTC day (counted while a daily quota applies).
     writes_today: int = 0

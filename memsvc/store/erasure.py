@@ -13,6 +13,7 @@ Where a memory's words are kept, and what erasing does to each:
     idempotency_record  the stored answer (which holds the content) becomes a tombstone: a
                         replay of the create answers 410 ``memory_erased``
     job                 errors and results of its jobs dropped (payloads hold only ids)
+    retrieval_trace     every ask trace that names it deleted (probes and cues may quote it)
 
 The audit row counts what was erased and names no content.
 """
@@ -26,7 +27,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.store import context, memories, passages
+from memsvc.store import context, memories, passages, traces
 from memsvc.store.caches import caches_of
 from memsvc.store.idempotency import tombstone
 from memsvc.store.indexing import CONTEXT_MARK, said_in_context
@@ -61,6 +62,7 @@ class Erased:
     links: int = 0
     derived_versions: int = 0
     reindexed_memories: int = 0
+    traces: int = 0
 
 
 def _count(res: Any) -> int:
@@ -123,6 +125,7 @@ async def erase(
             .execution_options(synchronize_session=False)
         )
     )
+    done.traces = await traces.forget_memory(session, [mem.id])
     done.idempotency_records = await tombstone(session, tenant_id=tenant_id, memory_id=mem.id)
     caches_of(session).touch_cube(mem.cube_id)
     session.add(

@@ -13,29 +13,25 @@ from memsvc.config import LimitSettings
 from memsvc.schemas import EffectiveLimits, TenantLimits, TenantLimitsRead
 from memsvc.store.models import TenantLimit, TenantWriteUsage
 
+# The overridable limits: TenantLimits' fields, tenant_limit's columns, LimitSettings' names.
+FIELDS = tuple(TenantLimits.model_fields)
+
 
 async def overrides(session: AsyncSession, *, tenant_id: uuid.UUID) -> TenantLimits:
     """The tenant's overrides (all None when it has none)."""
     row = await session.get(TenantLimit, tenant_id)
     if row is None:
         return TenantLimits()
-    return TenantLimits(
-        rate_per_s=row.rate_per_s,
-        rate_burst=row.rate_burst,
-        daily_write_quota=row.daily_write_quota,
-    )
+    return TenantLimits.model_validate({f: getattr(row, f) for f in FIELDS})
 
 
 def effective(own: TenantLimits, defaults: LimitSettings) -> EffectiveLimits:
     """The limits that apply: the tenant's overrides, else the server's defaults."""
-    return EffectiveLimits(
-        rate_per_s=own.rate_per_s if own.rate_per_s is not None else defaults.rate_per_s,
-        rate_burst=own.rate_burst if own.rate_burst is not None else defaults.rate_burst,
-        daily_write_quota=(
-            own.daily_write_quota
-            if own.daily_write_quota is not None
-            else defaults.daily_write_quota
-        ),
+    return EffectiveLimits.model_validate(
+        {
+            f: getattr(own, f) if getattr(own, f) is not None else getattr(defaults, f)
+            for f in FIELDS
+        }
     )
 
 
@@ -43,11 +39,7 @@ async def set_overrides(
     session: AsyncSession, *, tenant_id: uuid.UUID, limits: TenantLimits
 ) -> None:
     """Replace the tenant's overrides (None fields: back to the server's default)."""
-    values = {
-        "rate_per_s": limits.rate_per_s,
-        "rate_burst": limits.rate_burst,
-        "daily_write_quota": limits.daily_write_quota,
-    }
+    values = {f: getattr(limits, f) for f in FIELDS}
     stmt = insert(TenantLimit).values(tenant_id=tenant_id, **values)
     await session.execute(
         stmt.on_conflict_do_update(
@@ -101,9 +93,7 @@ async def read(
     own = await overrides(session, tenant_id=tenant_id)
     return TenantLimitsRead(
         tenant_id=tenant_id,
-        rate_per_s=own.rate_per_s,
-        rate_burst=own.rate_burst,
-        daily_write_quota=own.daily_write_quota,
+        **own.model_dump(),
         effective=effective(own, defaults),
         writes_today=await writes_on(session, tenant_id=tenant_id, day=day),
     )

@@ -9,6 +9,7 @@ from jinja2 import UndefinedError
 from pydantic import ValidationError
 
 import memsvc.graph.prompts as gp
+import memsvc.retrieval.ask_prompts as ap
 from memsvc.graph import heuristics
 from memsvc.llm import PROMPTS_DIR, REGISTRY, render
 from memsvc.llm.prompts import render_repair
@@ -16,8 +17,11 @@ from memsvc.llm.prompts import render_repair
 
 def test_every_prompt_file_has_a_spec_and_renders() -> None:
     files = sorted(p.name for p in PROMPTS_DIR.glob("*.md.j2"))
-    assert files == ["enrich_note.v1.md.j2", "link_decide.v1.md.j2", "repair_json.v1.md.j2"]
-    assert sorted(p.filename for p in REGISTRY.values()) == files[:2]
+    assert {"enrich_note.v1.md.j2", "link_decide.v1.md.j2", "ask_answer.v1.md.j2"} <= set(files)
+    # Every file but the repair prompt has a typed spec, and every spec a file.
+    assert sorted(p.filename for p in REGISTRY.values()) == [
+        f for f in files if f != "repair_json.v1.md.j2"
+    ]
     for prompt in REGISTRY.values():
         text = render(prompt, prompt.example)
         assert "{{" not in text and "{%" not in text
@@ -25,6 +29,7 @@ def test_every_prompt_file_has_a_spec_and_renders() -> None:
         for field in prompt.response.model_fields:
             assert f'"{field}"' in text  # the prompt names every response key
     assert "Caroline lives in Berlin." in render(gp.LINK_DECIDE, gp.LINK_DECIDE.example)
+    assert "[2] (7 May 2023)" in render(ap.ASK_ANSWER, ap.ASK_ANSWER.example)
     repair = render_repair(gp.ENRICH_NOTE, "Sure! tea", "the reply contains no JSON object")
     assert "{{" not in repair and '"keywords"' in repair and "Sure! tea" in repair
 
