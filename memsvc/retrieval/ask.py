@@ -140,7 +140,9 @@ class Found:
     rel: float
     found_by: str
     cycle: int
+    # Index text (content, speaker, date, context): what coverage reads.
     text: str = ""
+    content: str = ""
     layer: str = "semantic"
     occurred_at: datetime | None = None
     created_at: datetime | None = None
@@ -270,7 +272,7 @@ class Asker:
         )
         for r in rows:
             f = self.pool[r.id]
-            f.text = r.index_text or r.content
+            f.text, f.content = r.index_text or r.content, r.content
             f.layer = r.layer
             f.occurred_at, f.created_at = r.occurred_at, r.created_at
             f.thread = context.thread_of(
@@ -363,7 +365,7 @@ class Asker:
         ev = [
             AskEvidenceItem(
                 n=i,
-                text=" ".join(f.text.split()[:EVIDENCE_WORDS]),
+                text=" ".join(f.content.split()[:EVIDENCE_WORDS]),
                 date=f.occurred_at.date().isoformat() if f.occurred_at else None,
                 layer=f.layer,
             )

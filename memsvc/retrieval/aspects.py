@@ -46,11 +46,26 @@ class Aspects:
         )
 
 
+def _stem(word: str) -> str:
+    """A crude stem, the same for question and evidence: painted, painting -> paint."""
+    for suffix in ("ing", "ed", "es"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def _stems(text: str) -> set[str]:
+    return {_stem(w) for w in terms(text)}
+
+
 def of_question(question: str, now: datetime) -> Aspects:
-    """The aspects of ``question``, its time phrases read against ``now``."""
-    found_names = frozenset(names(question))
-    words = frozenset(terms(question) - found_names - _QUESTION_WORDS)
-    return Aspects(names=found_names, words=words, periods=tuple(parse_periods(question, now=now)))
+    """The aspects of ``question``, its time phrases read against ``now`` (their words are
+    the period's, not names or content words)."""
+    periods = tuple(parse_periods(question, now=now))
+    in_time = set().union(*(terms(p.text) for p in periods)) if periods else set()
+    found_names = frozenset(names(question) - in_time)
+    words = frozenset(_stem(w) for w in terms(question) - found_names - _QUESTION_WORDS - in_time)
+    return Aspects(names=found_names, words=words, periods=periods)
 
 
 @dataclass
@@ -64,7 +79,7 @@ class Item:
 
 def coverage(aspects: Aspects, text: str, occurred_at: datetime | None) -> frozenset[str]:
     """The labels of ``aspects`` that evidence with this index text and time covers."""
-    have = terms(text) | names(text)
+    have = _stems(text) | names(text)
     out = {f"name:{n}" for n in aspects.names if n in have or n in text.lower()}
     out |= {f"word:{w}" for w in aspects.words if w in have}
     if occurred_at is not None:

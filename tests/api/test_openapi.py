@@ -35,6 +35,8 @@ EXPECTED = {
     "GET /v1/memories/{memory_id}/versions/{number}": AUTH | {"200"},
     "GET /v1/memories/{memory_id}/provenance": AUTH | {"200"},
     "POST /v1/cubes/{cube_id}/search": BODY | {"200"},
+    "POST /v1/cubes/{cube_id}/ask": BODY | {"200"},
+    "GET /v1/traces/{trace_id}": AUTH | {"200"},
     "GET /v1/memories/{memory_id}/links": AUTH | {"200"},
     "POST /v1/links": BODY | {"201", "409"},
     "DELETE /v1/links/{link_id}": AUTH | {"204"},

@@ -64,6 +64,10 @@ async def test_operator_sets_and_reads_limits_tenant_admin_reads_its_own(
         "rate_per_s": 2.5,
         "rate_burst": 7,
         "daily_write_quota": 100,
+        "ask_max_cycles": defaults.ask_max_cycles,
+        "ask_max_llm_calls": defaults.ask_max_llm_calls,
+        "ask_max_tokens": defaults.ask_max_tokens,
+        "ask_deadline_ms": defaults.ask_deadline_ms,
     }
     own = await c.get(f"/v1/tenants/{a_id}/limits", headers=service.auth(a_admin))
     assert own.status_code == 200 and own.json()["rate_burst"] == 7
