@@ -1,7 +1,7 @@
 """LongMemEval_S retrieval benchmark, per shared/data/README.md, with a per-channel breakdown.
 
     python bench/lme.py --data lme_dev.json --out OUT.json [--write turn|session|batch]
-                        [--limit N] [--url URL --api-key KEY]
+                        [--limit N] [--url URL --api-key KEY] [--mode search|ask]
 
 Each question gets its own cube; every turn of its haystack is a memory ("role: content",
 like the plain baselines) with one source (``external_id`` = ``<session_id>#<turn index>``,
@@ -16,7 +16,8 @@ of the two (k = 60) — the service's own versions of the README's plain baselin
 The question's date is the search's ``now``. Metrics: turn recall@10 (``has_answer``
 turns among the first 10 result turns, flattened, deduplicated), session recall_any@5 /
 recall_all@5 (answer sessions among the sessions of the top 5 results), per question type
-and overall. No LLM is used.
+and overall. ``--mode ask`` adds ``ask`` (heuristic) as one more variant, scored the same way
+on its evidence, with its cycles and latency. No LLM is used.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from locomo import _client, dump_candidates, turns_in_rank_order
 
 from memsvc.schemas import (
+    AskResponse,
     ChannelConfig,
     MemoryCreate,
     RetrievalConfig,
@@ -123,12 +125,27 @@ def write(client: MemoryClient, cube: str, items: list[tuple[str, MemoryCreate]]
             client.add_many(cube, plain[i : i + 100])
 
 
+def _evidence_turns(resp: AskResponse, n: int | None = None) -> list[str]:
+    seen: dict[str, None] = {}
+    for e in resp.evidence[:n]:
+        for s in e.memory.sources:
+            if s.external_id:
+                seen.setdefault(s.external_id, None)
+    return list(seen)
+
+
 def run(
-    client: MemoryClient, data: list[dict[str, Any]], how: str, dump: TextIO | None = None
+    client: MemoryClient,
+    data: list[dict[str, Any]],
+    how: str,
+    dump: TextIO | None = None,
+    mode: str = "search",
 ) -> dict[str, Any]:
+    names = [*VARIANTS, *(["ask"] if mode == "ask" else [])]
     scores: dict[str, dict[str, dict[str, list[float]]]] = {
-        v: defaultdict(lambda: defaultdict(list)) for v in VARIANTS
+        v: defaultdict(lambda: defaultdict(list)) for v in names
     }
+    cycles: list[int] = []
     per_question: list[dict[str, Any]] = []
     latencies: dict[str, list[float]] = defaultdict(list)
     turns_total, ingest_s = 0, 0.0
@@ -148,17 +165,33 @@ def run(
         ingest_s += time.perf_counter() - started
         turns_total += len(items)
         row: dict[str, Any] = {"id": q["question_id"], "type": q["question_type"]}
-        for name, spec in VARIANTS.items():
+        for name in names:
             t0 = time.perf_counter()
-            resp = client.search(
-                cube.id,
-                SearchRequest(
-                    query=q["question"], top_k=10, now=lme_date(q["question_date"]), **spec
-                ),
-            )
-            latencies[name].append((time.perf_counter() - t0) * 1000)
-            turns = turns_in_rank_order(resp.results)[:10]
-            sessions5 = {t.split("#")[0] for t in turns_in_rank_order(resp.results[:5])}
+            if name == "ask":
+                asked = client.ask(
+                    cube.id,
+                    q["question"],
+                    top_k=10,
+                    mode="heuristic",
+                    now=lme_date(q["question_date"]),
+                )
+                latencies[name].append((time.perf_counter() - t0) * 1000)
+                cycles.append(asked.cycles)
+                turns = _evidence_turns(asked)[:10]
+                sessions5 = {t.split("#")[0] for t in _evidence_turns(asked, 5)}
+            else:
+                resp = client.search(
+                    cube.id,
+                    SearchRequest(
+                        query=q["question"],
+                        top_k=10,
+                        now=lme_date(q["question_date"]),
+                        **VARIANTS[name],
+                    ),
+                )
+                latencies[name].append((time.perf_counter() - t0) * 1000)
+                turns = turns_in_rank_order(resp.results)[:10]
+                sessions5 = {t.split("#")[0] for t in turns_in_rank_order(resp.results[:5])}
             got = {
                 "turn_recall@10": (
                     len(answer_turns & set(turns)) / len(answer_turns) if answer_turns else None
@@ -197,6 +230,11 @@ def run(
             v: {t: {m: mean(xs) for m, xs in ms.items()} for t, ms in sorted(by_type.items())}
             for v, by_type in scores.items()
         },
+        **(
+            {"ask_cycles_mean": round(statistics.fmean(cycles), 3) if cycles else 0.0}
+            if mode == "ask"
+            else {}
+        ),
         "per_question": per_question,
     }
 
@@ -211,13 +249,14 @@ def main() -> None:
     ap.add_argument("--url")
     ap.add_argument("--api-key")
     ap.add_argument("--backend", default=None, help="embedder backend for the local instance")
+    ap.add_argument("--mode", choices=("search", "ask"), default="search")
     args = ap.parse_args()
     data = json.loads(args.data.read_text())[: args.limit]
     with (
         _client(args, timeout=600) as client,
         open(args.dump, "w") if args.dump else nullcontext() as dump,
     ):
-        report = run(client, data, args.write, dump)
+        report = run(client, data, args.write, dump, args.mode)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     summary = {k: v for k, v in report.items() if k != "per_question"}
     print(json.dumps(summary, indent=2))

@@ -3,12 +3,16 @@ shared/data/README.md (results -> their sources' turn ids in rank order, flatten
 deduplicated, cut at k).
 
     python bench/locomo.py --data FILE --out OUT.json [--preset NAME] [--url URL --api-key KEY]
-                           [--write session|turn|batch]
+                           [--write session|turn|batch] [--mode search|ask]
 
 How the turns are written: ``session`` (default): one request per session with
 ``session_id``; ``turn``: one request per turn with ``session_id`` (an agent writing as the
 conversation goes); ``batch``: ``--batch`` turns a request (default 100 here), no
 ``session_id``.
+
+``--mode ask`` also runs ``ask`` (heuristic: no LLM) for every question and reports the
+recall of its evidence (same metric, same k) next to search's, per category, with its
+cycles, LLM calls and latency.
 
 Without ``--url`` it starts its own embedded instance in a temp dir. No LLM is used.
 """
@@ -35,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import local_instance
 
 from memsvc.schemas import (
+    AskResponse,
     ChannelConfig,
     MemoryCreate,
     RetrievalConfig,
@@ -167,6 +172,50 @@ def write(
             client.add_many(cube, plain[i : i + batch])
 
 
+def ask_turns(client: MemoryClient, cube: str, question: str) -> tuple[list[str], AskResponse]:
+    """The turns of an ask's evidence in order, and the response (heuristic mode)."""
+    resp = client.ask(cube, question, top_k=10, mode="heuristic")
+    seen: dict[str, None] = {}
+    for e in resp.evidence:
+        for s in e.memory.sources:
+            if s.external_id:
+                seen.setdefault(s.external_id, None)
+    return list(seen), resp
+
+
+class AskStats:
+    """Recall of ask's evidence per category, its cycles and latency."""
+
+    def __init__(self) -> None:
+        self.recall10: dict[int, list[float]] = defaultdict(list)
+        self.cycles: list[int] = []
+        self.llm_calls: list[int] = []
+        self.ms: list[float] = []
+
+    def add(
+        self, cat: int, relevant: set[str], turns: list[str], resp: AskResponse, ms: float
+    ) -> None:
+        self.recall10[cat].append(len(relevant & set(turns[:10])) / len(relevant))
+        self.cycles.append(resp.cycles)
+        self.llm_calls.append(resp.llm_calls)
+        self.ms.append(ms)
+
+    def report(self, core: tuple[int, ...]) -> dict[str, Any]:
+        def mean(xs: list[float] | list[int]) -> float:
+            return round(statistics.fmean(xs), 4) if xs else 0.0
+
+        ms = sorted(self.ms)
+        return {
+            "recall@10": mean([x for c in core for x in self.recall10[c]]),
+            "per_category": {CATEGORIES[c]: mean(self.recall10[c]) for c in sorted(self.recall10)},
+            "cycles_mean": mean(self.cycles),
+            "share_ended_at_gate": mean([1.0 if c == 0 else 0.0 for c in self.cycles]),
+            "llm_calls_median": statistics.median(self.llm_calls) if self.llm_calls else 0,
+            "ms_p50": round(ms[len(ms) // 2], 2) if ms else 0.0,
+            "ms_p95": round(ms[min(len(ms) - 1, int(len(ms) * 0.95))], 2) if ms else 0.0,
+        }
+
+
 def run(
     client: MemoryClient,
     data: list[dict[str, Any]],
@@ -174,7 +223,9 @@ def run(
     batch: int,
     how: str = "session",
     dump: TextIO | None = None,
+    mode: str = "search",
 ) -> dict[str, Any]:
+    asks = AskStats()
     recall5: dict[int, list[float]] = defaultdict(list)
     recall10: dict[int, list[float]] = defaultdict(list)
     ndcg10: dict[int, list[float]] = defaultdict(list)
@@ -210,6 +261,10 @@ def run(
             recall5[cat].append(len(relevant & set(ranked[:5])) / len(relevant))
             recall10[cat].append(len(relevant & set(ranked)) / len(relevant))
             ndcg10[cat].append(ndcg(ranked, relevant, 10))
+            if mode == "ask":
+                t0 = time.perf_counter()
+                turns, answer = ask_turns(client, cube.id, qa["question"])
+                asks.add(cat, relevant, turns, answer, (time.perf_counter() - t0) * 1000)
             if dump is not None and cat in (1, 2, 3, 4):
                 dump_candidates(
                     client,
@@ -247,6 +302,7 @@ def run(
         "search_ms_p95": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))], 2) if lat else 0.0,
         "memories": turns_total,
         "llm_calls": 0,
+        **({"ask": asks.report(core)} if mode == "ask" else {}),
     }
 
 
@@ -272,12 +328,13 @@ def main() -> None:
     ap.add_argument("--write", choices=("session", "turn", "batch"), default="session")
     ap.add_argument("--dump", type=Path, help="write each question's candidates (JSONL) here")
     ap.add_argument("--backend", default=None, help="embedder backend for the local instance")
+    ap.add_argument("--mode", choices=("search", "ask"), default="search")
     args = ap.parse_args()
     data = json.loads(args.data.read_text())
     with _client(args) as client:
         batch = args.batch or (100 if args.write == "batch" else 200)
         with open(args.dump, "w") if args.dump else nullcontext() as dump:
-            report = run(client, data, args.preset, batch, args.write, dump)
+            report = run(client, data, args.preset, batch, args.write, dump, args.mode)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -324,6 +324,19 @@ class Asker:
         await self._load(new)
         return new
 
+    async def rerank(self, k: int = DEPTH) -> bool:
+        """Reorder the pool's best ``k`` by the cross-encoder, when one is configured."""
+        top = self.best(k)
+        if len(top) < 2:
+            return False
+        scores = await self.runtime.rerank(self.request.question, [f.content for f in top])
+        if scores is None:
+            return False
+        order = sorted(range(len(top)), key=lambda i: (-float(scores[i]), str(top[i].id)))
+        for k_, i in enumerate(order):
+            top[i].rel = 1 / (1 + k_ / RANK_SCALE)
+        return True
+
     # -- judging -------------------------------------------------------------------------
 
     def best(self, k: int) -> list[Found]:
@@ -481,8 +494,14 @@ async def ask(
     try:
         t0 = time.perf_counter()
         found = await a.retrieve([request.question], 1.0)
+        reranked = await a.rerank()
         await a.step(
-            "retrieve", t0, queries=[request.question], found=found[:DEPTH], new=len(found)
+            "retrieve",
+            t0,
+            queries=[request.question],
+            found=[f.id for f in a.best(DEPTH)],
+            new=len(found),
+            note="reranked by the cross-encoder" if reranked else None,
         )
         sufficient = await a.gate()
         while True:

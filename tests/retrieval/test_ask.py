@@ -73,6 +73,7 @@ async def test_a_covered_question_ends_at_the_gate(service: Service) -> None:
     assert len(body["evidence"]) == len(TURNS)  # top_k 10 > the cube
     t = await trace(service, body["trace_id"])
     assert [s["kind"] for s in t["steps"]] == ["retrieve", "gate", "select"]
+    assert t["steps"][0]["note"] is None  # no reranker configured
     gate = t["steps"][1]
     assert gate["decision"] == "sufficient" and gate["missing"] == []
     assert {"name:caroline", "word:adoption"} <= set(gate["covered"])

@@ -76,3 +76,16 @@ async def test_deep_reranks_deterministically(
     assert [r["explain"]["rerank"]["rank"] for r in deep["results"]] == list(range(1, 7))
     again = await _search(svc, cube, query=query, preset="deep")
     assert contents(again) == contents(deep)
+
+
+async def test_ask_reranks_its_first_pass_when_a_reranker_is_configured(
+    rerank_service: Service,
+) -> None:
+    from tests.retrieval.test_ask import ask, conversation, trace
+
+    cube = await make_cube(rerank_service)
+    mems = await conversation(rerank_service, cube)
+    body = await ask(rerank_service, cube, question="Is Caroline researching adoption agencies?")
+    first = (await trace(rerank_service, body["trace_id"]))["steps"][0]
+    assert (first["kind"], first["note"]) == ("retrieve", "reranked by the cross-encoder")
+    assert set(first["found"]) == {m["id"] for m in mems}
