@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from memsvc.runtime import ModelRuntime
+    from memsvc.state import AppState
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -29,6 +30,8 @@ class Instance:
     data_dir: Path
     database_url: str | None
     runtime: ModelRuntime
+    # The in-process service's state (a benchmark may give it a scripted LLM).
+    state: AppState
 
 
 def _free_port() -> int:
@@ -65,7 +68,9 @@ def local_instance(*, backend: str | None = None) -> Iterator[Instance]:
         state = app.state.memsvc
         db_url = state.db.url
         try:
-            yield Instance(f"http://127.0.0.1:{port}", key, settings.data_dir, db_url, runtime)
+            yield Instance(
+                f"http://127.0.0.1:{port}", key, settings.data_dir, db_url, runtime, state
+            )
         finally:
             server.should_exit = True
             thread.join(timeout=60)

@@ -12,7 +12,10 @@ conversation goes); ``batch``: ``--batch`` turns a request (default 100 here), n
 
 ``--mode ask`` also runs ``ask`` (heuristic: no LLM) for every question and reports the
 recall of its evidence (same metric, same k) next to search's, per category, with its
-cycles, LLM calls and latency.
+cycles, LLM calls and latency. ``--llm-script`` runs ask in LLM mode against a scripted
+provider (litellm custom provider, in-process: local instance only) that answers once the
+gold answer appears in the evidence it is shown and otherwise asks for probes (the
+question's longest words): it measures the loop's LLM calls and cycles, not answer quality.
 
 Without ``--url`` it starts its own embedded instance in a temp dir. No LLM is used.
 """
@@ -36,7 +39,7 @@ from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import local_instance
+from _server import Instance, local_instance
 
 from memsvc.schemas import (
     AskResponse,
@@ -172,9 +175,11 @@ def write(
             client.add_many(cube, plain[i : i + batch])
 
 
-def ask_turns(client: MemoryClient, cube: str, question: str) -> tuple[list[str], AskResponse]:
-    """The turns of an ask's evidence in order, and the response (heuristic mode)."""
-    resp = client.ask(cube, question, top_k=10, mode="heuristic")
+def ask_turns(
+    client: MemoryClient, cube: str, question: str, mode: str = "heuristic"
+) -> tuple[list[str], AskResponse]:
+    """The turns of an ask's evidence in order, and the response."""
+    resp = client.ask(cube, question, top_k=10, mode=mode)
     seen: dict[str, None] = {}
     for e in resp.evidence:
         for s in e.memory.sources:
@@ -191,6 +196,7 @@ class AskStats:
         self.cycles: list[int] = []
         self.llm_calls: list[int] = []
         self.ms: list[float] = []
+        self.answered: list[float] = []
 
     def add(
         self, cat: int, relevant: set[str], turns: list[str], resp: AskResponse, ms: float
@@ -199,6 +205,7 @@ class AskStats:
         self.cycles.append(resp.cycles)
         self.llm_calls.append(resp.llm_calls)
         self.ms.append(ms)
+        self.answered.append(1.0 if resp.answer is not None else 0.0)
 
     def report(self, core: tuple[int, ...]) -> dict[str, Any]:
         def mean(xs: list[float] | list[int]) -> float:
@@ -211,6 +218,8 @@ class AskStats:
             "cycles_mean": mean(self.cycles),
             "share_ended_at_gate": mean([1.0 if c == 0 else 0.0 for c in self.cycles]),
             "llm_calls_median": statistics.median(self.llm_calls) if self.llm_calls else 0,
+            "llm_calls_mean": mean(self.llm_calls),
+            "answered_share": mean(self.answered),
             "ms_p50": round(ms[len(ms) // 2], 2) if ms else 0.0,
             "ms_p95": round(ms[min(len(ms) - 1, int(len(ms) * 0.95))], 2) if ms else 0.0,
         }
@@ -224,6 +233,7 @@ def run(
     how: str = "session",
     dump: TextIO | None = None,
     mode: str = "search",
+    ask_mode: str = "heuristic",
 ) -> dict[str, Any]:
     asks = AskStats()
     recall5: dict[int, list[float]] = defaultdict(list)
@@ -263,7 +273,7 @@ def run(
             ndcg10[cat].append(ndcg(ranked, relevant, 10))
             if mode == "ask":
                 t0 = time.perf_counter()
-                turns, answer = ask_turns(client, cube.id, qa["question"])
+                turns, answer = ask_turns(client, cube.id, qa["question"], ask_mode)
                 asks.add(cat, relevant, turns, answer, (time.perf_counter() - t0) * 1000)
             if dump is not None and cat in (1, 2, 3, 4):
                 dump_candidates(
@@ -306,15 +316,60 @@ def run(
     }
 
 
+class GoldScript:
+    """A scripted LLM for ``ask``: answers when a question's gold answer is in the evidence
+    shown, else asks for a probe made of the question's three longest words."""
+
+    def __init__(self, data: list[dict[str, Any]]) -> None:
+        self.gold = {
+            qa["question"].strip(): str(qa["answer"]).lower()
+            for s in data
+            for qa in s["qa"]
+            if "answer" in qa
+        }
+
+    def __call__(self, messages: list[dict[str, Any]]) -> str:
+        prompt = str(messages[-1]["content"])
+        m = re.search(r"^Question: (.*)$", prompt, re.M)
+        question = m.group(1).strip() if m else ""
+        gold = self.gold.get(question, "\x00")
+        blocks = re.findall(r'^\[(\d+)\][^\n]*\n"""\n(.*?)\n"""', prompt, re.M | re.S)
+        used = [int(n) for n, text in blocks if gold in text.lower()]
+        if used:
+            return json.dumps({"answer": gold, "used": used[:3], "cues": []})
+        words = sorted(set(re.findall(r"[A-Za-z]{4,}", question)), key=len, reverse=True)
+        return json.dumps({"answer": None, "probes": [" ".join(words[:3])], "cues": []})
+
+
+_INSTANCE: list[Instance] = []
+
+
 @contextmanager
 def _client(args: argparse.Namespace, timeout: float = 300) -> Iterator[MemoryClient]:
     """A client of ``--url`` with ``--api-key``, else of a throwaway local instance."""
     ctx = nullcontext(None) if args.url else local_instance(backend=args.backend)
     with ctx as inst:
+        if inst is not None:
+            _INSTANCE[:] = [inst]
         url = args.url or inst.url  # type: ignore[union-attr]
         key = args.api_key or inst.api_key  # type: ignore[union-attr]
         with MemoryClient(url, key, timeout=timeout) as client:
             yield client
+
+
+@contextmanager
+def _scripted(args: argparse.Namespace, data: list[dict[str, Any]]) -> Iterator[None]:
+    """With ``--llm-script``: the local instance's ask gets the scripted LLM."""
+    if not args.llm_script:
+        yield
+        return
+    from memsvc.config import LLMSettings
+    from memsvc.llm import LiteLLM
+    from memsvc.llm.fake import registered
+
+    with registered(GoldScript(data)) as reg:
+        _INSTANCE[0].state.llm = LiteLLM(LLMSettings(model=reg.model))
+        yield
 
 
 def main() -> None:
@@ -329,12 +384,24 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, help="write each question's candidates (JSONL) here")
     ap.add_argument("--backend", default=None, help="embedder backend for the local instance")
     ap.add_argument("--mode", choices=("search", "ask"), default="search")
+    ap.add_argument("--llm-script", action="store_true", help="ask in LLM mode, scripted")
     args = ap.parse_args()
     data = json.loads(args.data.read_text())
-    with _client(args) as client:
+    if args.llm_script and args.url:
+        ap.error("--llm-script needs the local instance (no --url)")
+    with _client(args) as client, _scripted(args, data):
         batch = args.batch or (100 if args.write == "batch" else 200)
         with open(args.dump, "w") if args.dump else nullcontext() as dump:
-            report = run(client, data, args.preset, batch, args.write, dump, args.mode)
+            report = run(
+                client,
+                data,
+                args.preset,
+                batch,
+                args.write,
+                dump,
+                "ask" if args.llm_script else args.mode,
+                "llm" if args.llm_script else "heuristic",
+            )
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

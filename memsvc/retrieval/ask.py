@@ -70,6 +70,9 @@ DEPTH = 30
 RANK_SCALE = 5.0
 PROBE_WEIGHT = 0.8
 NEIGHBOUR_WEIGHT = 0.5
+# How a memory's relevance from several queries combines: "sum" (multi-query reciprocal
+# rank fusion: found by the question and a probe ranks above either alone) or "max".
+FUSE = "sum"
 # Evidence whose neighbours (graph, thread) a probe cycle looks up.
 EXPAND = 3
 # The gate looks at this many of the best items.
@@ -78,6 +81,11 @@ GATE_K = 5
 GATE_MARGIN = 0.25
 # Weight of newly covered aspects in the final selection (share of all aspects).
 COVER_WEIGHT = 0.5
+# Each further pick from a thread already picked costs this much relevance (evidence of
+# multi-hop questions is spread over sessions).
+THREAD_REPEAT = 0.0
+# A probe made of the best evidence's own words (pseudo-relevance feedback).
+PRF_WORDS = 0
 # Evidence items shown to the LLM.
 LLM_EVIDENCE = 12
 
@@ -241,16 +249,16 @@ class Asker:
             self.queries.append(q)
             for k, (mid, _) in enumerate(ranking.fused[:DEPTH]):
                 rel = weight / (1 + k / RANK_SCALE)
-                new += self._offer(mid, rel, q)
+                new += self._offer(mid, rel, q, add=FUSE == "sum")
         await self._load(new)
         return new
 
-    def _offer(self, mid: uuid.UUID, rel: float, by: str) -> list[uuid.UUID]:
+    def _offer(self, mid: uuid.UUID, rel: float, by: str, add: bool = False) -> list[uuid.UUID]:
         have = self.pool.get(mid)
         if have is None:
             self.pool[mid] = Found(id=mid, rel=rel, found_by=by, cycle=self.cycle)
             return [mid]
-        have.rel = max(have.rel, rel)
+        have.rel = have.rel + rel if add else max(have.rel, rel)
         return []
 
     async def _load(self, ids: Sequence[uuid.UUID]) -> None:
@@ -545,8 +553,10 @@ async def probe_cycle(a: Asker, llm_probes: list[str]) -> None:
     top = [f for f, _, _ in a.chosen(GATE_K)]
     gaps = aspects.missing(a.aspects, [f.covers for f in top])
     heur = aspects.probes(a.aspects, a.request.question, gaps, [f.text for f in top[:EXPAND]])
+    if PRF_WORDS and top:
+        heur.append(" ".join(top[0].content.split()[:PRF_WORDS]))
     seen = {q.lower() for q in a.queries}
-    queries = [q for q in dict.fromkeys([*llm_probes, *heur]) if q.lower() not in seen][:3]
+    queries = [q for q in dict.fromkeys([*llm_probes, *heur]) if q.lower() not in seen][:4]
     found = await a.retrieve(queries, PROBE_WEIGHT) if queries else []
     await a.step("probe", t0, queries=queries, found=found[:DEPTH], new=len(found))
     t1 = time.perf_counter()

@@ -11,7 +11,7 @@ rest does not. Pure functions, no I/O: unit-tested on their own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -146,21 +146,29 @@ def select(
     *,
     weight: float,
     total: int,
+    groups: Mapping[str, Hashable] | None = None,
+    repeat: float = 0.0,
 ) -> list[tuple[str, float, list[str]]]:
-    """Choose ``k`` of ``ranked`` (key, relevance in 0..1, covered labels), greedily: each
-    pick maximises relevance plus ``weight`` times the share of the question's ``total``
-    aspects it covers that the picks before it do not. Returns (key, gain, newly covered)."""
+    """Choose ``k`` of ``ranked`` (key, relevance, covered labels), greedily: each pick
+    maximises relevance plus ``weight`` times the share of the question's ``total`` aspects
+    it covers that the picks before it do not, less ``repeat`` for each earlier pick of the
+    same group (``groups``: key -> thread). Returns (key, gain, newly covered)."""
     left = list(ranked)
     have: set[str] = set()
+    seen: dict[Hashable, int] = {}
     out: list[tuple[str, float, list[str]]] = []
     while left and len(out) < k:
         best_i, best_gain, best_new = 0, float("-inf"), frozenset[str]()
-        for i, (_, rel, covers) in enumerate(left):
+        for i, (key, rel, covers) in enumerate(left):
             new = covers - have
             gain = rel + weight * len(new) / max(total, 1)
+            if groups is not None and repeat:
+                gain -= repeat * seen.get(groups.get(key), 0)
             if gain > best_gain:
                 best_i, best_gain, best_new = i, gain, new
         key = left.pop(best_i)[0]
         have |= best_new
+        if groups is not None and groups.get(key) is not None:
+            seen[groups[key]] = seen.get(groups[key], 0) + 1
         out.append((key, best_gain, sorted(best_new)))
     return out
