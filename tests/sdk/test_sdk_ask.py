@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from memsvc.errors import NotFound, RateLimited, ServerError, ValidationFailed
+from memsvc.errors import MemsvcError, NotFound, RateLimited, ServerError, ValidationFailed
 from memsvc.schemas import AskBudget, AskResponse, SearchFilters, TraceRead, TraceStep
 from memsvc.sdk import AskItem, InvalidResponse, MemoryClient
 from memsvc.sdk._core import EventDecoder, ServerEvent
@@ -194,7 +194,7 @@ def test_multi_line_data_and_unknown_events(client: MemoryClient, server: FakeSe
     [("internal_error", ServerError), ("validation_error", ValidationFailed), ("x", ServerError)],
 )
 def test_an_error_event_raises_its_typed_error_after_the_steps(
-    client: MemoryClient, server: FakeServer, code: str, cls: type[Exception]
+    client: MemoryClient, server: FakeServer, code: str, cls: type[MemsvcError]
 ) -> None:
     body = {"error": {"code": code, "message": "it broke", "detail": None}}
     server.reply(sse(("step", step_json("retrieve")), ("error", body)))
@@ -202,7 +202,7 @@ def test_an_error_event_raises_its_typed_error_after_the_steps(
     with pytest.raises(cls, match="it broke") as info:
         got.extend(client.ask_stream(CUBE_ID, "q"))
     assert [type(i) for i in got] == [TraceStep]
-    assert getattr(info.value, "code") == code
+    assert info.value.code == code
 
 
 def test_refused_before_the_stream_is_a_plain_error(
