@@ -201,11 +201,22 @@ class AsyncMemoryClient:
         rate_per_s: float | None = None,
         rate_burst: int | None = None,
         daily_write_quota: int | None = None,
+        ask_max_cycles: int | None = None,
+        ask_max_llm_calls: int | None = None,
+        ask_max_tokens: int | None = None,
+        ask_deadline_ms: int | None = None,
         timeout: float | None = None,
     ) -> TenantLimitsRead:
-        """Replace a tenant's overrides (operator key); None: the server's default."""
+        """Replace a tenant's overrides (operator key), the caps on one ask's budget
+        included; None: the server's default."""
         limits = TenantLimits(
-            rate_per_s=rate_per_s, rate_burst=rate_burst, daily_write_quota=daily_write_quota
+            rate_per_s=rate_per_s,
+            rate_burst=rate_burst,
+            daily_write_quota=daily_write_quota,
+            ask_max_cycles=ask_max_cycles,
+            ask_max_llm_calls=ask_max_llm_calls,
+            ask_max_tokens=ask_max_tokens,
+            ask_deadline_ms=ask_deadline_ms,
         )
         return await self._send(api.set_limits(tenant_id, limits), timeout)
 
