@@ -4,6 +4,7 @@ the cube page, a trace's steps and evidence, LLM steps and errors, isolation, ho
 from __future__ import annotations
 
 import html
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,9 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, text
 
+from memsvc.llm.fake import Registered
 from memsvc.store.models import RetrievalTrace
 from tests.api.helpers import add, make_cube, new_tenant_key
 from tests.conftest import Service
+from tests.retrieval.test_ask_llm import Script, llm, number_of  # noqa: F401 (llm: a fixture)
 from tests.web.helpers import db_engine, page_error, sign_in
 
 pytestmark = pytest.mark.anyio
@@ -196,3 +199,34 @@ async def test_hostile_trace_ids_are_4xx_pages(service: Service, trace_id: str) 
 async def test_signed_out_trace_pages_redirect_to_sign_in(service: Service) -> None:
     resp = await service.client.get(f"/admin/traces/{uuid.uuid4()}")
     assert resp.status_code in {302, 303, 307} and "/admin/login" in resp.headers["location"]
+
+
+async def test_an_llm_answered_trace_shows_the_answer_prompt_and_tokens(
+    service: Service,
+    llm: tuple[Script, Registered],  # noqa: F811 (the imported fixture)
+) -> None:
+    script, _ = llm
+    cube, _ = await seed(service)
+    script.reply = lambda prompt, n: json.dumps(
+        {"answer": "Hope House", "used": [number_of(prompt, "Hope House.")], "cues": ["named"]}
+    )
+    resp = await service.client.post(
+        f"/v1/cubes/{cube}/ask",
+        json={"question": "Which adoption agency did Caroline pick?", "top_k": 2},
+        headers=service.auth(),
+    )
+    body = resp.json()
+    assert body["mode"] == "llm" and body["answer"] == "Hope House", body
+    trace = (
+        await service.client.get(f"/v1/traces/{body['trace_id']}", headers=service.auth())
+    ).json()
+    step = next(s for s in trace["steps"] if s["kind"] == "llm")
+    await sign_in(service.client, service.admin_key)
+    page = (await service.client.get(f"/admin/traces/{body['trace_id']}")).text
+    assert rows(page, "steps") == [s["kind"] for s in trace["steps"]]
+    assert '<dd id="answer">Hope House</dd>' in page
+    assert (
+        f"<code>{step['prompt']}</code>" in page and f"<div>{step['tokens']} tokens</div>" in page
+    )
+    assert f"badge dc-{step['decision']}" in page
+    assert "<li>named</li>" in page
