@@ -298,7 +298,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
-    """Print the JSON schemas of the memory tools (remember, recall, forget)."""
+    """Print the JSON schemas of the memory tools (remember, recall, ask, forget)."""
     try:
         import mcp  # noqa: F401
     except ModuleNotFoundError:

@@ -162,6 +162,15 @@ def from_validation(errors: Iterable[Mapping[str, Any]]) -> BadRequest:
     return ValidationFailed("request failed validation", detail=clean)
 
 
+def status_of(code: object) -> int:
+    """The HTTP status an error code goes with, for an error body that came without one (an
+    ``event: error`` in a stream, sent after its 200); an unknown code is a server error."""
+    by_code = {name: status for status, name in HTTP_CODES.items()}
+    classes: list[type[MemsvcError]] = [*_BY_STATUS.values(), ServerError]
+    by_code.update({cls.code: cls.status for cls in classes})
+    return by_code.get(code, 500) if isinstance(code, str) else 500
+
+
 def error_from_wire(status: int, body: Any) -> MemsvcError:
     """Rebuild a typed error from an HTTP status and an error body (used by the SDK)."""
     cls = _class_of(status)

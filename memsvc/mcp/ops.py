@@ -17,6 +17,9 @@ from pydantic import BaseModel, Field
 
 from memsvc.errors import Conflict, MemsvcError, NotFound
 from memsvc.schemas import (
+    AskBudget,
+    AskRequest,
+    AskResponse,
     LinkCreate,
     MemoryCreate,
     MemoryRead,
@@ -24,6 +27,8 @@ from memsvc.schemas import (
     SearchRequest,
     SourceCreate,
 )
+from memsvc.schemas.ask import AskMode
+from memsvc.schemas.common import bad_text
 from memsvc.sdk import AsyncMemoryClient
 
 # Bounds on what a model may send; the API has its own (body size), these give a clear error.
@@ -232,6 +237,80 @@ async def recall(
             )
         results.append(item)
     return dump({"results": results})
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The ``budget`` fields of an ask; None takes the service's default."""
+
+    max_cycles: int | None = None
+    max_llm_calls: int | None = None
+    max_tokens: int | None = None
+    deadline_ms: int | None = None
+
+
+async def ask(
+    b: Binding,
+    *,
+    question: str,
+    top_k: int,
+    tags: Sequence[str] | None,
+    user_id: str | None,
+    cube: str | None,
+    now: str | None,
+    mode: AskMode,
+    budget: Budget,
+) -> str:
+    """Answer a question from memory by iterative retrieval: the answer (when an LLM is
+    configured) and the evidence, each with why it was chosen."""
+    filters = SearchFilters(
+        tags=[clean(t, "tag", 200) for t in tags] if tags else None, user_id=user_id
+    )
+    limits = {k: v for k, v in vars(budget).items() if v is not None}
+    why = bad_text(clean(question, "question", 8000))
+    if why:
+        raise ToolFailure(f"question contains a {why}")
+    try:
+        request = AskRequest(
+            question=question,
+            top_k=top_k,
+            filters=filters,
+            now=now,
+            mode=mode,
+            budget=AskBudget.model_validate(limits) if limits else None,
+        )
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ToolFailure(f"invalid question, now or budget: {exc}") from None
+    response = await b.client.ask(
+        await b.cube_id(cube),
+        request.question,
+        now=request.now,
+        top_k=request.top_k,
+        filters=request.filters,
+        mode=request.mode,
+        budget=request.budget,
+    )
+    return dump(answer(response))
+
+
+def answer(response: AskResponse) -> JSON:
+    """An ask's answer as a model needs it: answer, evidence (id, content, when, why),
+    cues, what it cost and the trace id (``GET /v1/traces/{id}`` shows every step)."""
+    evidence: list[JSON] = []
+    for e in response.evidence:
+        item = compact(e.memory)
+        item["score"] = round(e.score, 4)
+        if e.why:
+            item["why"] = ", ".join(e.why)
+        evidence.append(item)
+    out: JSON = {"answer": response.answer, "evidence": evidence}
+    if response.cues:
+        out["cues"] = response.cues
+    out.update(cycles=response.cycles, llm_calls=response.llm_calls)
+    if response.stopped:
+        out["stopped"] = response.stopped
+    out["trace_id"] = str(response.trace_id)
+    return out
 
 
 async def forget(b: Binding, *, memory: str) -> str:

@@ -15,13 +15,16 @@ from pydantic import Field
 from memsvc import __version__
 from memsvc.errors import MemsvcError, NotFound
 from memsvc.mcp import ops
-from memsvc.mcp.ops import Binding, Message, Relation, ToolFailure
+from memsvc.mcp.ops import Binding, Budget, Message, Relation, ToolFailure
+from memsvc.schemas.ask import MAX_CYCLES, MAX_DEADLINE_MS, MAX_LLM_CALLS, MAX_TOKENS, AskMode
 
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Long-term memory. Call `recall` before answering anything that may depend on what you "
-    "learned earlier (the user's preferences, facts, past decisions); call `remember` when you "
+    "learned earlier (the user's preferences, facts, past decisions); call `ask` instead for a "
+    "question whose answer joins several memories (who, when, what happened next: it probes "
+    "memory in cycles and returns the evidence); call `remember` when you "
     "learn something worth keeping (one self-contained fact per memory reads best). `forget` "
     "removes a memory that is wrong or unwanted; `history` shows how one changed; `link` and "
     "`neighbours` work with the graph of related memories. Ids come from remember/recall."
@@ -46,6 +49,16 @@ Cube = Annotated[
 ]
 MemoryRef = Annotated[
     str, Field(description="A memory id from remember or recall.", min_length=1, max_length=100)
+]
+Now = Annotated[
+    str | None,
+    Field(
+        description=(
+            "Your current date and time (ISO 8601, e.g. '2024-05-30T18:00:00Z'): "
+            "'last Saturday' or 'two weeks ago' in the query are read against it."
+        ),
+        max_length=64,
+    ),
 ]
 Tags = Annotated[
     list[Annotated[str, Field(max_length=200)]] | None,
@@ -145,16 +158,7 @@ def build_server(backend: Backend, *, name: str = "memsvc") -> MCPServer:
             str | None, Field(description="Only memories about this user.", max_length=200)
         ] = None,
         cube: Cube = None,
-        now: Annotated[
-            str | None,
-            Field(
-                description=(
-                    "Your current date and time (ISO 8601, e.g. '2024-05-30T18:00:00Z'): "
-                    "'last Saturday' or 'two weeks ago' in the query are read against it."
-                ),
-                max_length=64,
-            ),
-        ] = None,
+        now: Now = None,
     ) -> str:
         """Search long-term memory by meaning and keywords: the best matches with id, content,
         when it was stored and why it matched."""
@@ -163,6 +167,74 @@ def build_server(backend: Backend, *, name: str = "memsvc") -> MCPServer:
             ctx,
             lambda b: ops.recall(
                 b, query=query, top_k=top_k, tags=tags, user_id=user_id, cube=cube, now=now
+            ),
+        )
+
+    @server.tool(annotations=read, structured_output=False)
+    async def ask(
+        ctx: Context,
+        question: Annotated[
+            str,
+            Field(
+                description="The question, in words (e.g. 'where did Alice move after Lyon?').",
+                min_length=1,
+                max_length=8000,
+            ),
+        ],
+        top_k: Annotated[
+            int, Field(description="How many pieces of evidence to return.", ge=1, le=50)
+        ] = 10,
+        tags: Tags = None,
+        user_id: Annotated[
+            str | None, Field(description="Only memories about this user.", max_length=200)
+        ] = None,
+        cube: Cube = None,
+        now: Now = None,
+        mode: Annotated[
+            AskMode,
+            Field(
+                description="auto (an LLM answers when the service has one), heuristic "
+                "(evidence only, fastest) or llm."
+            ),
+        ] = "auto",
+        max_cycles: Annotated[
+            int | None,
+            Field(description="Most probe cycles; omit for the default.", ge=0, le=MAX_CYCLES),
+        ] = None,
+        max_llm_calls: Annotated[
+            int | None,
+            Field(description="Most LLM calls; omit for the default.", ge=0, le=MAX_LLM_CALLS),
+        ] = None,
+        max_tokens: Annotated[
+            int | None,
+            Field(description="Most LLM tokens; omit for the default.", ge=0, le=MAX_TOKENS),
+        ] = None,
+        deadline_ms: Annotated[
+            int | None,
+            Field(
+                description="Answer within this many milliseconds with the best so far.",
+                ge=1,
+                le=MAX_DEADLINE_MS,
+            ),
+        ] = None,
+    ) -> str:
+        """Answer a question from long-term memory by searching in cycles (probing for what
+        is still missing): the answer when the service has an LLM, and the evidence, each
+        with id, content, when and why it was chosen."""
+        budget = Budget(max_cycles, max_llm_calls, max_tokens, deadline_ms)
+        return await _call(
+            backend,
+            ctx,
+            lambda b: ops.ask(
+                b,
+                question=question,
+                top_k=top_k,
+                tags=tags,
+                user_id=user_id,
+                cube=cube,
+                now=now,
+                mode=mode,
+                budget=budget,
             ),
         )
 

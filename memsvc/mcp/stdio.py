@@ -89,7 +89,7 @@ def run_stdio(config: StdioConfig) -> None:
 
 
 def tool_schemas() -> list[dict[str, object]]:
-    """JSON schemas of remember/recall/forget (name, description, parameters) for any
+    """JSON schemas of remember/recall/ask/forget (name, description, parameters) for any
     framework's tool calling (OpenAI-style ``function`` objects wrap them as they are)."""
     import anyio
 
@@ -110,4 +110,4 @@ def tool_schemas() -> list[dict[str, object]]:
     return anyio.run(collect)
 
 
-EXPORTED_TOOLS = ("remember", "recall", "forget")
+EXPORTED_TOOLS = ("remember", "recall", "ask", "forget")

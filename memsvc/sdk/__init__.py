@@ -17,12 +17,16 @@ from memsvc.errors import (
     ValidationFailed,
 )
 from memsvc.schemas import (
+    AskBudget,
+    AskRequest,
+    AskResponse,
     ChannelConfig,
     ChannelHit,
     CubeCreate,
     CubePage,
     CubeRead,
     CubeUpdate,
+    Evidence,
     Health,
     KeyCreate,
     KeyCreated,
@@ -50,16 +54,22 @@ from memsvc.schemas import (
     TenantLimitsRead,
     TenantPage,
     TenantRead,
+    TraceRead,
+    TraceStep,
     VersionProvenance,
 )
 from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk._async_client import AsyncMemoryClient
 from memsvc.sdk._client import MemoryClient
-from memsvc.sdk._core import RetryPolicy
+from memsvc.sdk._core import AskItem, RetryPolicy
 from memsvc.sdk._errors import InvalidResponse, TransportError
 from memsvc.sdk._types import MemoryFilters
 
 __all__ = [
+    "AskBudget",
+    "AskItem",
+    "AskRequest",
+    "AskResponse",
     "AsyncMemoryClient",
     "BadRequest",
     "ChannelConfig",
@@ -69,6 +79,7 @@ __all__ = [
     "CubePage",
     "CubeRead",
     "CubeUpdate",
+    "Evidence",
     "Forbidden",
     "Health",
     "ImportResult",
@@ -108,6 +119,8 @@ __all__ = [
     "TenantLimitsRead",
     "TenantPage",
     "TenantRead",
+    "TraceRead",
+    "TraceStep",
     "TransportError",
     "Unauthorized",
     "ValidationFailed",

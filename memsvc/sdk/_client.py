@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Self, TypeVar, Unpack
 
 import httpx
 
 from memsvc.schemas import (
+    AskBudget,
+    AskResponse,
     CubeCreate,
     CubePage,
     CubeRead,
@@ -29,23 +32,30 @@ from memsvc.schemas import (
     Page,
     ProvenanceRead,
     Role,
+    SearchFilters,
     SearchRequest,
     SearchResponse,
     TenantLimits,
     TenantLimitsRead,
     TenantPage,
     TenantRead,
+    TraceRead,
 )
+from memsvc.schemas.ask import AskMode
 from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk import _endpoints as api
 from memsvc.sdk._core import (
+    AskItem,
+    AskStream,
     Attempts,
     Call,
     RetryPolicy,
     client_headers,
     finish,
+    is_event_stream,
     next_cursor,
     stream_failed,
+    timeout_for,
 )
 from memsvc.sdk._types import (
     ID,
@@ -101,7 +111,7 @@ class MemoryClient:
                 params=call.params,
                 content=call.body,
                 headers=call.headers,
-                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+                timeout=timeout_for(call, self._http.timeout, timeout),
             )
             try:
                 response = self._http.send(request)
@@ -190,11 +200,22 @@ class MemoryClient:
         rate_per_s: float | None = None,
         rate_burst: int | None = None,
         daily_write_quota: int | None = None,
+        ask_max_cycles: int | None = None,
+        ask_max_llm_calls: int | None = None,
+        ask_max_tokens: int | None = None,
+        ask_deadline_ms: int | None = None,
         timeout: float | None = None,
     ) -> TenantLimitsRead:
-        """Replace a tenant's overrides (operator key); None: the server's default."""
+        """Replace a tenant's overrides (operator key), the caps on one ask's budget
+        included; None: the server's default."""
         limits = TenantLimits(
-            rate_per_s=rate_per_s, rate_burst=rate_burst, daily_write_quota=daily_write_quota
+            rate_per_s=rate_per_s,
+            rate_burst=rate_burst,
+            daily_write_quota=daily_write_quota,
+            ask_max_cycles=ask_max_cycles,
+            ask_max_llm_calls=ask_max_llm_calls,
+            ask_max_tokens=ask_max_tokens,
+            ask_deadline_ms=ask_deadline_ms,
         )
         return self._send(api.set_limits(tenant_id, limits), timeout)
 
@@ -373,6 +394,85 @@ class MemoryClient:
     ) -> SearchResponse:
         """Hybrid search of a cube (a ``SearchRequest``, a query string, or keywords)."""
         return self._send(api.search(cube_id, request, fields), timeout)
+
+    def ask(
+        self,
+        cube_id: ID,
+        question: str,
+        *,
+        now: datetime | None = None,
+        top_k: int = 10,
+        filters: SearchFilters | None = None,
+        mode: AskMode = "auto",
+        budget: AskBudget | None = None,
+        timeout: float | None = None,
+    ) -> AskResponse:
+        """Answer a question (or, without an LLM, gather its evidence) by iterative retrieval;
+        the read timeout is raised to cover the ask's deadline unless ``timeout`` is given."""
+        call = api.ask(
+            cube_id,
+            question,
+            now=now,
+            top_k=top_k,
+            filters=filters,
+            mode=mode,
+            budget=budget,
+            stream=False,
+        )
+        return self._send(call, timeout)
+
+    def ask_stream(
+        self,
+        cube_id: ID,
+        question: str,
+        *,
+        now: datetime | None = None,
+        top_k: int = 10,
+        filters: SearchFilters | None = None,
+        mode: AskMode = "auto",
+        budget: AskBudget | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[AskItem]:
+        """``ask`` as it happens: each ``TraceStep``, then the ``AskResponse`` last
+        (``isinstance`` tells them apart); an error mid-stream raises its ``MemsvcError``.
+        Not retried."""
+        call = api.ask(
+            cube_id,
+            question,
+            now=now,
+            top_k=top_k,
+            filters=filters,
+            mode=mode,
+            budget=budget,
+            stream=True,
+        )
+        with self._http.stream(
+            call.method,
+            call.path,
+            content=call.body,
+            headers=call.headers,
+            timeout=timeout_for(call, self._http.timeout, timeout),
+        ) as response:
+            if not response.is_success:
+                response.read()
+                raise stream_failed(response)
+            if not is_event_stream(response):  # a server that answered plain JSON
+                response.read()
+                yield finish(call, response)
+                return
+            reader = AskStream(call.label)
+            for line in response.iter_lines():
+                item = reader.feed(line)
+                if item is not None:
+                    yield item
+            item = reader.feed("")  # a last event without its blank line
+            if item is not None:
+                yield item
+            reader.close()
+
+    def get_trace(self, trace_id: ID, *, timeout: float | None = None) -> TraceRead:
+        """What one ask did, step by step (kept for the server's retention period)."""
+        return self._send(api.get_trace(trace_id), timeout)
 
     # -- graph --------------------------------------------------------------------------
 

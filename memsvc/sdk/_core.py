@@ -7,6 +7,7 @@ retry decisions, backoff, error mapping and parsing live here, written once.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -21,8 +22,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from memsvc.errors import MemsvcError, error_from_wire
-from memsvc.schemas import Page
+from memsvc.errors import MemsvcError, error_from_wire, status_of
+from memsvc.schemas import AskResponse, Page, TraceStep
 from memsvc.sdk._errors import InvalidResponse, TransportError
 from memsvc.sdk._types import ID
 
@@ -53,6 +54,9 @@ class Call(Generic[T_co]):
     retry_safe: bool = False
     # Non-2xx statuses whose body is a normal answer (``/readyz`` answers 503 with Health).
     answers: frozenset[int] = frozenset()
+    # The read timeout the call needs at least, when no per-call timeout is given: an ask
+    # may think up to its deadline before the first byte (or between two steps).
+    min_read: float | None = None
 
     @property
     def can_retry(self) -> bool:
@@ -192,6 +196,115 @@ def next_cursor(sent: str | None, page: Page[T]) -> str | None:
     if page.next_cursor is not None and page.next_cursor == sent:
         raise InvalidResponse("server returned the same cursor twice", detail=sent)
     return page.next_cursor
+
+
+def timeout_for(call: Call[object], client: httpx.Timeout, given: float | None) -> httpx.Timeout:
+    """The timeout of one call: the caller's, else the client's with its read timeout
+    raised to ``call.min_read`` (a shorter client default would cut a long ask off)."""
+    if given is not None:
+        return httpx.Timeout(given)
+    if call.min_read is None or client.read is None or client.read >= call.min_read:
+        return client
+    return httpx.Timeout(
+        connect=client.connect, read=call.min_read, write=client.write, pool=client.pool
+    )
+
+
+# -- server-sent events -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    """One server-sent event: its type (``message`` when unnamed) and its data."""
+
+    event: str
+    data: str
+
+
+class EventDecoder:
+    """Lines of a ``text/event-stream`` in, whole events out (the WHATWG rules: ``field:
+    value`` lines, one optional space after the colon, ``:`` comments, ``data`` lines joined
+    by newlines, a blank line ends an event, an event without data is dropped)."""
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> ServerEvent | None:
+        """Take one line (without its line break); the event it completes, if any."""
+        if not line:
+            event, data = self._event or "message", self._data
+            self._event, self._data = "", []
+            return ServerEvent(event, "\n".join(data)) if data else None
+        name, colon, value = line.partition(":")
+        if not name and colon:
+            return None  # a comment (keep-alive)
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None  # ``id``, ``retry`` and unknown fields mean nothing to an ask
+
+
+AskItem = TraceStep | AskResponse
+"""What ``ask_stream`` yields: each ``TraceStep`` as it happens, then the ``AskResponse``."""
+
+
+class AskStream:
+    """The answer of a streamed ask, read line by line: steps, then the result; an
+    ``event: error`` raises its typed ``MemsvcError``, as the same error would have as a
+    status; a stream that ends before its result is an ``InvalidResponse``."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.done = False
+        self._events = EventDecoder()
+
+    def feed(self, line: str) -> AskItem | None:
+        """The item one line completes, if any."""
+        event = self._events.feed(line)
+        if event is None or self.done:
+            return None
+        if event.event == "step":
+            return self._parse(TraceStep, event.data)
+        if event.event == "result":
+            self.done = True
+            return self._parse(AskResponse, event.data)
+        if event.event == "error":
+            self.done = True
+            body = self._json(event.data)
+            err = body.get("error") if isinstance(body, dict) else None
+            code = err.get("code") if isinstance(err, dict) else None
+            raise error_from_wire(status_of(code), body)
+        return None  # an event type of a newer server: skipped
+
+    def close(self) -> None:
+        """Call when the stream ends: raises when it ended before its result."""
+        if not self.done:
+            raise InvalidResponse(f"{self.label}: the event stream ended before its result")
+
+    def _json(self, data: str) -> object:
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise InvalidResponse(f"{self.label}: an event is not JSON", detail=data[:200]) from exc
+
+    def _parse(self, model: type[M], data: str) -> M:
+        try:
+            return model.model_validate_json(data)
+        except ValidationError as exc:
+            raise InvalidResponse(
+                f"{self.label}: event is not a valid {model.__name__}",
+                detail=exc.errors(include_url=False, include_input=False),
+            ) from exc
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    """Whether an answer is server-sent events (a server may answer plain JSON instead)."""
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
 
 
 # -- retries ----------------------------------------------------------------------------

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 import httpx
 
 from memsvc.schemas import (
+    AskBudget,
+    AskRequest,
+    AskResponse,
     CubeCreate,
     CubePage,
     CubeRead,
@@ -32,6 +36,7 @@ from memsvc.schemas import (
     MemoryVersionRead,
     ProvenanceRead,
     Role,
+    SearchFilters,
     SearchRequest,
     SearchResponse,
     TenantCreate,
@@ -39,7 +44,9 @@ from memsvc.schemas import (
     TenantLimitsRead,
     TenantPage,
     TenantRead,
+    TraceRead,
 )
+from memsvc.schemas.ask import MAX_DEADLINE_MS, AskMode
 from memsvc.schemas.transfer import MEDIA_TYPE, ImportResult
 from memsvc.sdk._core import (
     IDEMPOTENCY_HEADER,
@@ -47,6 +54,7 @@ from memsvc.sdk._core import (
     M,
     T,
     check_keys,
+    encode,
     expect,
     json_call,
     model_from,
@@ -66,6 +74,8 @@ from memsvc.sdk._types import (
 )
 
 MEMORY_FILTERS = MemoryFilters.__required_keys__ | MemoryFilters.__optional_keys__
+# Beyond an ask's deadline: the server's last cycle, selection and trace write, the network.
+ASK_SLACK_S = 10.0
 
 
 def _get(path: str, model: type[M], params: tuple[tuple[str, str], ...] = ()) -> Call[M]:
@@ -280,6 +290,45 @@ def search(
     body = model_from(SearchRequest, request, fields, primary="query")
     path = f"/v1/cubes/{seg(cube_id)}/search"
     return json_call("POST", path, body, expect(SearchResponse), retry_safe=True)
+
+
+def ask(
+    cube_id: ID,
+    question: str,
+    *,
+    now: datetime | None,
+    top_k: int,
+    filters: SearchFilters | None,
+    mode: AskMode,
+    budget: AskBudget | None,
+    stream: bool,
+) -> Call[AskResponse]:
+    """``POST /v1/cubes/{cube_id}/ask``, as JSON or (``stream``) as server-sent events.
+    Retried like search: it changes no memory (it writes only its own trace). Its read
+    timeout covers its deadline (the server's cap when the budget names none)."""
+    given = {"now": now, "filters": filters, "budget": budget}
+    request = AskRequest.model_validate(
+        {"question": question, "top_k": top_k, "mode": mode}
+        | {name: value for name, value in given.items() if value is not None}
+    )
+    deadline_ms = request.budget.deadline_ms if request.budget else None
+    headers = {"Content-Type": "application/json"}
+    if stream:
+        headers["Accept"] = "text/event-stream"
+    return Call(
+        "POST",
+        f"/v1/cubes/{seg(cube_id)}/ask",
+        expect(AskResponse),
+        body=encode(request),
+        headers=headers,
+        retry_safe=True,
+        min_read=(deadline_ms or MAX_DEADLINE_MS) / 1000 + ASK_SLACK_S,
+    )
+
+
+def get_trace(trace_id: ID) -> Call[TraceRead]:
+    """``GET /v1/traces/{trace_id}``."""
+    return _get(f"/v1/traces/{seg(trace_id)}", TraceRead)
 
 
 # -- graph ------------------------------------------------------------------------------

@@ -73,10 +73,15 @@ async def save(
     await session.flush()
 
 
-async def get(session: AsyncSession, trace_id: uuid.UUID) -> TraceRead | None:
-    """A live trace of the session's tenant, or None (unknown, expired or another tenant's)."""
+async def get(
+    session: AsyncSession, trace_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None
+) -> TraceRead | None:
+    """A live trace of the session's tenant, or None (unknown, expired or another tenant's);
+    ``tenant_id`` also checks the owner where row-level security is off."""
     row = await session.get(RetrievalTrace, trace_id)
     if row is None or row.expires_at <= datetime.now(UTC):
+        return None
+    if tenant_id is not None and row.tenant_id != tenant_id:
         return None
     resp = row.response
     return TraceRead(
@@ -98,15 +103,22 @@ async def get(session: AsyncSession, trace_id: uuid.UUID) -> TraceRead | None:
 
 
 async def list_recent(
-    session: AsyncSession, cube_id: uuid.UUID, *, limit: int = 50
+    session: AsyncSession,
+    cube_id: uuid.UUID,
+    *,
+    limit: int = 50,
+    tenant_id: uuid.UUID | None = None,
 ) -> list[TraceRead]:
-    """A cube's latest live traces, newest first (the admin view's list)."""
+    """A cube's latest live traces, newest first (the admin view's list); ``tenant_id`` as
+    in ``get``."""
+    owner = () if tenant_id is None else (RetrievalTrace.tenant_id == tenant_id,)
     rows = (
         await session.execute(
             select(RetrievalTrace.id)
             .where(
                 RetrievalTrace.cube_id == cube_id,
                 RetrievalTrace.expires_at > datetime.now(UTC),
+                *owner,
             )
             .order_by(RetrievalTrace.created_at.desc(), RetrievalTrace.id)
             .limit(limit)
@@ -114,7 +126,7 @@ async def list_recent(
     ).scalars()
     out = []
     for tid in list(rows):
-        t = await get(session, tid)
+        t = await get(session, tid, tenant_id=tenant_id)
         if t is not None:
             out.append(t)
     return out

@@ -12,6 +12,8 @@ import pytest
 
 from memsvc.api.limits import quota_exceeded
 from memsvc.config import LimitSettings, Settings
+from memsvc.errors import ValidationFailed
+from memsvc.schemas import AskBudget
 from tests.api.helpers import add, assert_error, make_cube
 from tests.conftest import LiveServer, Service
 
@@ -267,3 +269,10 @@ def test_sync_sdk_get_and_set_limits(live_server: LiveServer) -> None:
         assert got.rate_per_s == 50.5 and got.effective.rate_per_s == 50.5
         assert op.get_limits(tid).effective.rate_burst == got.effective.rate_burst
         assert op.set_limits(tid).rate_per_s is None
+        capped = op.set_limits(tid, ask_max_cycles=1, ask_deadline_ms=2000)
+        assert (capped.ask_max_cycles, capped.effective.ask_deadline_ms) == (1, 2000)
+        cube = op.create_cube("capped")
+        with pytest.raises(ValidationFailed):
+            op.ask(cube.id, "q", budget=AskBudget(max_cycles=2))
+        assert op.ask(cube.id, "q", budget=AskBudget(max_cycles=1)).evidence == []
+        assert op.set_limits(tid).ask_max_cycles is None

@@ -58,7 +58,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 def test_every_readme_block_is_a_setup_command_or_runs_here() -> None:
     langs = [lang for lang, _ in runnable()]
     assert sorted(set(langs)) == ["bash", "python", "sql"], "a new README snippet needs a test here"
-    assert langs.count("bash") == 1 and langs.count("python") == len(EXPECTED_OUTPUT)
+    assert langs.count("bash") == 2 and langs.count("python") == len(EXPECTED_OUTPUT)
     assert langs.count("sql") == 1
     assert len(blocks()) - len(langs) == len(SETUP)
 
@@ -83,6 +83,11 @@ def _documents(text: str) -> list[dict[str, object]]:
 EXPECTED_OUTPUT: list[Callable[[list[str]], bool]] = [
     lambda lines: lines[0].endswith(" Prefers window seats"),
     lambda lines: lines == ["5", "['Lives in Lyon', 'Lives in Paris']"],
+    lambda lines: (
+        lines[0] == "Ann flew Lisbon to Boston on 12 March None"
+        and lines[1] == "retrieve"
+        and lines[-2:] == ["result", "retrieve"]
+    ),
     lambda lines: lines == ["diet", "None"],
 ]
 
@@ -98,8 +103,8 @@ def test_python_snippet(live_server: LiveServer, tmp_path: Path, index: int) -> 
     assert EXPECTED_OUTPUT[index](out.stdout.splitlines()), out.stdout
 
 
-def test_curl_snippet(live_server: LiveServer, tmp_path: Path) -> None:
-    [code] = [c for lang, c in runnable() if lang == "bash"]
+def _run_bash(index: int, live_server: LiveServer, tmp_path: Path) -> str:
+    code = [c for lang, c in runnable() if lang == "bash"][index]
     code = _at(code, "localhost:8080", live_server.url.removeprefix("http://"))
     out = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", code],
@@ -109,12 +114,30 @@ def test_curl_snippet(live_server: LiveServer, tmp_path: Path) -> None:
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    created, found = _documents(out.stdout)
+    return out.stdout
+
+
+def test_curl_snippet(live_server: LiveServer, tmp_path: Path) -> None:
+    created, found = _documents(_run_bash(0, live_server, tmp_path))
     [memory] = created["items"]  # type: ignore[index]
     assert memory["content"] == "Likes jazz"
     [hit] = found["results"]  # type: ignore[index]
     assert hit["memory"]["id"] == memory["id"]
     assert hit["explain"]["vector"]["rank"] == 1  # explain: true names each channel's rank
+
+
+def test_ask_curl_snippet(live_server: LiveServer, tmp_path: Path) -> None:
+    from memsvc.sdk._core import EventDecoder
+
+    out = _run_bash(1, live_server, tmp_path)
+    answer, at = json.JSONDecoder().raw_decode(out)
+    assert answer["evidence"][0]["memory"]["content"] == ("Ann flew Lisbon to Boston on 12 March")
+    assert answer["answer"] is None and answer["cycles"] <= 1
+    decoder = EventDecoder()
+    events = [e for e in map(decoder.feed, out[at:].lstrip().splitlines()) if e is not None]
+    assert {e.event for e in events[:-1]} == {"step"} and events[-1].event == "result"
+    result = json.loads(events[-1].data)
+    assert [e["memory"]["content"] for e in result["evidence"]] == ["Luis is allergic to peanuts"]
 
 
 def _statements(code: str) -> list[str]:

@@ -43,10 +43,16 @@ def test_print_config_is_the_mcp_servers_block(
 
 def test_tool_schemas_export(capsys: pytest.CaptureFixture[str]) -> None:
     schemas = tool_schemas()
-    assert [s["name"] for s in schemas] == ["remember", "recall", "forget"]
+    assert [s["name"] for s in schemas] == ["remember", "recall", "ask", "forget"]
     recall = schemas[1]["parameters"]
     assert recall["required"] == ["query"]  # type: ignore[index]
     assert set(recall["properties"]) == {"query", "top_k", "tags", "user_id", "cube", "now"}  # type: ignore[index]
+    ask = schemas[2]["parameters"]
+    assert ask["required"] == ["question"]  # type: ignore[index]
+    assert set(ask["properties"]) == {  # type: ignore[index]
+        "question", "top_k", "tags", "user_id", "cube", "now", "mode",
+        "max_cycles", "max_llm_calls", "max_tokens", "deadline_ms",
+    }  # fmt: skip
     assert "ctx" not in schemas[0]["parameters"]["properties"]  # type: ignore[index]
     assert main(["tools", "--schema"]) == 0
     assert json.loads(capsys.readouterr().out) == schemas

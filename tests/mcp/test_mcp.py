@@ -4,11 +4,15 @@ against the real service on a loopback port."""
 from __future__ import annotations
 
 import json
+import uuid
+from typing import cast
 
 import anyio
 import httpx
 import pytest
 
+from memsvc.mcp import ops
+from memsvc.mcp.ops import Binding, Budget, ToolFailure
 from memsvc.sdk import AsyncMemoryClient
 from tests.conftest import LiveServer
 from tests.mcp.helpers import Transport, call, fail, mcp_client
@@ -24,7 +28,7 @@ async def test_agent_loop_remember_recall_forget(
     """Remember three things, recall one, forget it, recall again."""
     async with mcp_client(transport, live_server.url, live_server.admin_key) as client:
         names = {t.name for t in (await client.list_tools()).tools}
-        assert names == {"remember", "recall", "forget", "history", "link", "neighbours"}
+        assert names == {"remember", "recall", "ask", "forget", "history", "link", "neighbours"}
         facts = [
             "Alice is vegetarian and avoids mushrooms",
             "Alice's daughter plays the cello on Tuesdays",
@@ -120,6 +124,72 @@ async def test_bad_arguments_are_tool_errors(live_server: LiveServer, transport:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_ask_returns_the_evidence_and_refuses_bad_arguments(
+    live_server: LiveServer, transport: Transport
+) -> None:
+    async with mcp_client(transport, live_server.url, live_server.admin_key, cube="ask") as client:
+        made = await call(
+            client,
+            "remember",
+            messages=[
+                {"role": "Caroline", "content": "I have been researching adoption agencies."},
+                {"role": "Melanie", "content": "I painted a sunrise over the lake last weekend."},
+                {"role": "Caroline", "content": "Hope House. They support LGBTQ parents."},
+            ],
+            tags=["chat"],
+        )
+        ids = [m["id"] for m in made["remembered"]]  # type: ignore[union-attr]
+        got = await call(
+            client,
+            "ask",
+            question="Is Caroline researching adoption agencies?",
+            top_k=2,
+            mode="heuristic",
+            tags=["chat"],
+            max_cycles=1,
+            deadline_ms=20_000,
+        )
+        assert got["answer"] is None and got["llm_calls"] == 0
+        assert set(got) <= {
+            "answer",
+            "evidence",
+            "cues",
+            "cycles",
+            "llm_calls",
+            "stopped",
+            "trace_id",
+        }
+        evidence = got["evidence"]
+        assert isinstance(evidence, list) and len(evidence) == 2
+        assert evidence[0]["id"] == ids[0] and "adoption" in evidence[0]["content"]
+        assert evidence[0]["why"] and evidence[0]["when"] and evidence[0]["tags"] == ["chat"]
+        async with AsyncMemoryClient(live_server.url, live_server.admin_key) as sdk:
+            trace = await sdk.get_trace(str(got["trace_id"]))
+        assert trace.evidence_ids == [uuid.UUID(e["id"]) for e in evidence]
+        none = await call(client, "ask", question="adoption", tags=["no-such-tag"])
+        assert none["evidence"] == []
+
+        assert "question" in await fail(client, "ask")
+        assert "question" in await fail(client, "ask", question="")
+        assert "top_k" in await fail(client, "ask", question="x", top_k=0)
+        assert "top_k" in await fail(client, "ask", question="x", top_k=10**30)
+        assert "mode" in await fail(client, "ask", question="x", mode="magic")
+        assert "max_cycles" in await fail(client, "ask", question="x", max_cycles=-1)
+        assert "max_tokens" in await fail(client, "ask", question="x", max_tokens=10**19)
+        assert "deadline_ms" in await fail(client, "ask", question="x", deadline_ms=10**9)
+        assert "deadline_ms" in await fail(client, "ask", question="x", deadline_ms="soon")
+        assert "now" in await fail(client, "ask", question="x", now="yesterday")
+        assert "now" in await fail(client, "ask", question="x", now="9999-12-31T23:59:59-14:00")
+        assert "NUL" in await fail(client, "ask", question="q\x00")
+        assert "question" in await fail(client, "ask", question="x" * 9000)
+        assert "tags" in await fail(client, "ask", question="x", tags="chat")
+        assert "not_found" in await fail(
+            client, "ask", question="x", cube="00000000-0000-4000-8000-000000000000"
+        )
+        assert (await call(client, "ask", question="anything", mode="heuristic"))["evidence"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_key_of_another_tenant_sees_nothing(
     live_server: LiveServer, transport: Transport
 ) -> None:
@@ -131,6 +201,7 @@ async def test_a_key_of_another_tenant_sees_nothing(
         secret = made["remembered"][0]["id"]  # type: ignore[index]
     async with mcp_client(transport, live_server.url, other_key) as theirs:
         assert (await call(theirs, "recall", query="vault code"))["results"] == []
+        assert (await call(theirs, "ask", question="what is the vault code?"))["evidence"] == []
         for tool in ("forget", "history", "neighbours"):
             assert "not_found" in await fail(theirs, tool, memory_id=secret)
         own = (await call(theirs, "remember", content="mine"))["remembered"][0]["id"]  # type: ignore[index]
@@ -148,6 +219,33 @@ async def test_http_endpoint_needs_a_valid_key(live_server: LiveServer) -> None:
             answer = await http.post("/mcp", json=body, headers=headers)
             assert answer.status_code == 401
             assert answer.json()["error"]["code"] == "unauthorized"
+
+
+async def test_a_lone_surrogate_in_a_question_is_refused(live_server: LiveServer) -> None:
+    # The mcp client cannot encode one; escaped JSON can carry it, as any other client may.
+    # The protocol layer refuses it as a parse error; ``ops.ask`` refuses it as well.
+    call_ = {"name": "ask", "arguments": {"question": "q\ud800"}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call_}
+    headers = {
+        "Authorization": f"Bearer {live_server.admin_key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    async with httpx.AsyncClient(base_url=live_server.url) as http:
+        answer = await http.post("/mcp", content=json.dumps(body), headers=headers)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == -32700
+    with pytest.raises(ToolFailure, match="lone surrogate"):
+        await ops.ask(
+            cast(Binding, None),
+            question="q\ud800",
+            top_k=1,
+            tags=None,
+            user_id=None,
+            cube=None,
+            now=None,
+            mode="auto",
+            budget=Budget(),
+        )
 
 
 async def test_concurrent_http_callers(live_server: LiveServer) -> None:

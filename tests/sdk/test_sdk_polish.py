@@ -66,7 +66,7 @@ def test_sync_and_async_clients_expose_the_same_methods_and_signatures() -> None
         assert _sync_spelling(signature.return_annotation) == _sync_spelling(
             other.return_annotation
         ), name
-        is_iter = name.startswith("iter_")
+        is_iter = name.startswith("iter_") or name.endswith("_stream")
         assert inspect.iscoroutinefunction(getattr(AsyncMemoryClient, name)) is not is_iter, name
     assert inspect.signature(MemoryClient.__init__) is not None
 

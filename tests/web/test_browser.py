@@ -403,3 +403,51 @@ def test_graph_stays_usable_at_thousands_of_nodes(
     page.wait_for_function("(n) => window.memsvcGraph.nodes().length > n", arg=50)
     assert before == 2000
     assert page.problems == []  # type: ignore[attr-defined]
+
+
+def test_ask_traces_in_the_browser(browser: Any, live_server: LiveServer) -> None:
+    """From the cube page to its ask traces, one trace's steps and evidence, a memory."""
+    page = browser
+    with _api(live_server) as api:
+        cube = api.post("/v1/cubes", json={"name": "ask-tour"}).json()["id"]
+        memories = [{"content": c, "kind": k, "tags": t} for c, k, _, t in TRAVEL]
+        made = api.post(f"/v1/cubes/{cube}/memories", json={"memories": memories}).json()
+        ids = [m["id"] for m in made["items"]]
+        body = {"question": "Which flights does Ann dislike, and where did Luis fly?", "top_k": 4}
+        asked = api.post(
+            f"/v1/cubes/{cube}/ask", json={**body, "mode": "heuristic", "budget": {"max_cycles": 1}}
+        ).json()
+        trace = api.get(f"/v1/traces/{asked['trace_id']}").json()
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/cubes/{cube}")
+    page.click("#traces-link")
+    page.wait_for_url(f"**/admin/cubes/{cube}/traces")
+    listed = page.locator("#traces tbody tr[data-trace]")
+    assert [r.get_attribute("data-trace") for r in listed.all()] == [asked["trace_id"]]
+    shot(page, "10-ask-traces")
+
+    listed.first.locator("a").click()
+    page.wait_for_url(f"**/admin/traces/{asked['trace_id']}")
+    assert page.locator("#question").inner_text() == body["question"]
+    assert page.locator("#mode").inner_text() == "heuristic"
+    steps = page.locator("#steps tbody tr.step")
+    assert [s.get_attribute("data-kind") for s in steps.all()] == [
+        s["kind"] for s in trace["steps"]
+    ]
+    gate = page.locator("#steps tr.step-gate").first
+    first_gate = next(s for s in trace["steps"] if s["kind"] == "gate")
+    assert gate.locator(".decision").inner_text() == first_gate["decision"]
+    assert gate.locator(".missing .tag").all_inner_texts() == first_gate["missing"]
+    evidence = page.locator("#evidence li")
+    assert [e.get_attribute("data-memory") for e in evidence.all()] == [
+        e["memory"]["id"] for e in asked["evidence"]
+    ]
+    shot(page, "11-ask-trace")
+
+    evidence.first.locator("a").click()
+    page.wait_for_url(f"**/admin/memories/{asked['evidence'][0]['memory']['id']}")
+    assert page.locator("#content").inner_text() in {m["content"] for m in memories}
+    assert asked["evidence"][0]["memory"]["id"] in ids
+    page.goto(f"{live_server.url}/admin/traces/{uuid.uuid4()}")
+    assert page.locator("#error-code").inner_text() == "not_found"
+    assert page.problems == []  # type: ignore[attr-defined]
