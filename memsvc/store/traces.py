@@ -74,14 +74,14 @@ async def save(
 
 
 async def get(
-    session: AsyncSession, trace_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None
+    session: AsyncSession, trace_id: uuid.UUID, *, tenant_id: uuid.UUID
 ) -> TraceRead | None:
-    """A live trace of the session's tenant, or None (unknown, expired or another tenant's);
-    ``tenant_id`` also checks the owner where row-level security is off."""
+    """A live trace of ``tenant_id``, or None (unknown, expired or another tenant's): the
+    owner is checked here too, not only by row-level security (which may be off)."""
     row = await session.get(RetrievalTrace, trace_id)
     if row is None or row.expires_at <= datetime.now(UTC):
         return None
-    if tenant_id is not None and row.tenant_id != tenant_id:
+    if row.tenant_id != tenant_id:
         return None
     resp = row.response
     return TraceRead(
@@ -107,11 +107,10 @@ async def list_recent(
     cube_id: uuid.UUID,
     *,
     limit: int = 50,
-    tenant_id: uuid.UUID | None = None,
+    tenant_id: uuid.UUID,
 ) -> list[TraceRead]:
-    """A cube's latest live traces, newest first (the admin view's list); ``tenant_id`` as
-    in ``get``."""
-    owner = () if tenant_id is None else (RetrievalTrace.tenant_id == tenant_id,)
+    """A cube's latest live traces of ``tenant_id``, newest first (the admin view's list)."""
+    owner = (RetrievalTrace.tenant_id == tenant_id,)
     rows = (
         await session.execute(
             select(RetrievalTrace.id)
