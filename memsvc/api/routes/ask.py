@@ -117,9 +117,7 @@ async def _stream(
 
 
 @router.get("/traces/{trace_id}", response_model=TraceRead)
-async def get_trace(
-    trace_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
-) -> TraceRead:
+async def get_trace(trace_id: uuid.UUID, principal: PrincipalDep, session: SessionDep) -> TraceRead:
     """What one ask did, step by step (kept for ``ask.trace_retention_days``)."""
     found = await traces.get(session, trace_id, tenant_id=principal.tenant_id)
     if found is None:
