@@ -17,7 +17,12 @@ from memsvc.llm.prompts import render_repair
 
 def test_every_prompt_file_has_a_spec_and_renders() -> None:
     files = sorted(p.name for p in PROMPTS_DIR.glob("*.md.j2"))
-    assert {"enrich_note.v1.md.j2", "link_decide.v1.md.j2", "ask_answer.v1.md.j2"} <= set(files)
+    assert {
+        "enrich_note.v1.md.j2",
+        "link_decide.v1.md.j2",
+        "ask_answer.v1.md.j2",
+        "summarise_window.v1.md.j2",
+    } <= set(files)
     # Every file but the repair prompt has a typed spec, and every spec a file.
     assert sorted(p.filename for p in REGISTRY.values()) == [
         f for f in files if f != "repair_json.v1.md.j2"
@@ -30,6 +35,8 @@ def test_every_prompt_file_has_a_spec_and_renders() -> None:
             assert f'"{field}"' in text  # the prompt names every response key
     assert "Caroline lives in Berlin." in render(gp.LINK_DECIDE, gp.LINK_DECIDE.example)
     assert "[2] (7 May 2023)" in render(ap.ASK_ANSWER, ap.ASK_ANSWER.example)
+    window = render(gp.SUMMARISE_WINDOW, gp.SUMMARISE_WINDOW.example)
+    assert "[1] (8 May 2023) Caroline: I adopted a golden retriever, Max!" in window
     repair = render_repair(gp.ENRICH_NOTE, "Sure! tea", "the reply contains no JSON object")
     assert "{{" not in repair and '"keywords"' in repair and "Sure! tea" in repair
 
