@@ -22,7 +22,6 @@ from memsvc.schemas import (
     MemoryUpdate,
     SourceRead,
 )
-from memsvc.schemas.memories import SUMMARY_KIND
 from memsvc.store import context, summaries, versions
 from memsvc.store.caches import caches_of
 from memsvc.store.filters import apply_filters, the_memory
@@ -154,14 +153,8 @@ async def create_many(
 def _thread(row: Memory | dict[str, Any]) -> context.Thread | None:
     """The thread a memory (an ORM row or the values inserted) is summarised in; None for a
     summary: summaries never queue summarising."""
-    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
-    if get("kind") == SUMMARY_KIND:
-        return None
-    return context.thread_of(
-        session_id=get("session_id"),
-        occurred_at=get("occurred_at"),
-        user_id=get("user_id"),
-        agent_id=get("agent_id"),
+    return (
+        summaries.thread_of_values(row) if isinstance(row, dict) else summaries.thread_of_row(row)
     )
 
 

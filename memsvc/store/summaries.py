@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -98,13 +98,26 @@ async def schedule(
 
 def thread_of_row(mem: Memory) -> Thread | None:
     """The thread of a stored memory (None for summaries: they are not summarised)."""
-    if mem.kind == SUMMARY_KIND:
+    return thread_of_values(
+        {
+            "kind": mem.kind,
+            "session_id": mem.session_id,
+            "occurred_at": mem.occurred_at,
+            "user_id": mem.user_id,
+            "agent_id": mem.agent_id,
+        }
+    )
+
+
+def thread_of_values(row: Mapping[str, Any]) -> Thread | None:
+    """The thread of a memory's column values (None for summaries: not summarised)."""
+    if row.get("kind") == SUMMARY_KIND:
         return None
     return thread_of(
-        session_id=mem.session_id,
-        occurred_at=mem.occurred_at,
-        user_id=mem.user_id,
-        agent_id=mem.agent_id,
+        session_id=row.get("session_id"),
+        occurred_at=row.get("occurred_at"),
+        user_id=row.get("user_id"),
+        agent_id=row.get("agent_id"),
     )
 
 

@@ -425,3 +425,23 @@ async def test_reserved_kind_and_hostile_filters(service: Service) -> None:
             f"/v1/cubes/{cube}/memories?include_summaries={raw}", headers=service.auth()
         )
         assert 400 <= resp.status_code < 500, (raw, resp.text)
+
+
+async def test_imported_memories_are_summarised(service: Service, database_url: str) -> None:
+    from tests.api.test_transfer import export, lines, send
+
+    source = await make_cube(service, "source")
+    await add(service, source, *(turn(t, "s1", w, i) for i, (t, w) in enumerate(CHAT)))
+    records = await export(service, source)
+    target = await make_cube(service, "target")
+    await send(service, target, lines(records))
+    queued = sql(
+        database_url,
+        "SELECT payload->>'scope' FROM job WHERE kind = 'summarise' AND payload->>'cube_id' = :c "
+        "ORDER BY 1",
+        c=target,
+    )
+    assert [q[0] for q in queued] == ['["session", "s1"]', "semantic"]
+    await settle(worker_for(service), database_url)
+    [summary] = await summaries_of(service, target)
+    assert summary["metadata"]["summary"]["members"] == 3
