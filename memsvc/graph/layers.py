@@ -98,7 +98,10 @@ def _said(members: Sequence[Member]) -> tuple[tuple[uuid.UUID, str], ...]:
 
 
 def _unchanged(old: Existing | None, members: Sequence[Member]) -> bool:
-    return old is not None and old.status == "active" and old.said == _said(members)
+    """Nothing to write: the summary covers exactly these contents, or a client deleted it."""
+    if old is None:
+        return False
+    return old.kept_deleted or (old.status == "active" and old.said == _said(members))
 
 
 def _windows(members: list[Member]) -> list[list[Member]]:

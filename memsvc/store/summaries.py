@@ -228,6 +228,13 @@ class Existing:
     covers: tuple[tuple[uuid.UUID, int], ...]
     # (member id, its content at the covered version): what the summary was written from.
     said: tuple[tuple[uuid.UUID, str], ...]
+    # Who wrote its latest version: a summary a client deleted stays deleted.
+    actor: str = ACTOR
+
+    @property
+    def kept_deleted(self) -> bool:
+        """Deleted by a client (not by the summariser): left alone."""
+        return self.status == "deleted" and self.actor != ACTOR
 
 
 async def existing(
@@ -236,7 +243,11 @@ async def existing(
     """The summaries written for ``key`` (not erased), with what their version covers."""
     rows = (
         await session.execute(
-            select(Memory.id, Memory.version, Memory.status, Memory.metadata_)
+            select(Memory.id, Memory.version, Memory.status, Memory.metadata_, MemoryVersion.actor)
+            .join(
+                MemoryVersion,
+                and_(MemoryVersion.memory_id == Memory.id, MemoryVersion.version == Memory.version),
+            )
             .where(
                 Memory.tenant_id == tenant_id,
                 Memory.cube_id == cube_id,
@@ -257,6 +268,7 @@ async def existing(
             window=int((r.metadata_ or {}).get("summary", {}).get("window", 0)),
             covers=tuple(covers.get(r.id, ())),
             said=tuple((mid, said.get((mid, mv), "")) for mid, mv in covers.get(r.id, ())),
+            actor=r.actor,
         )
         for r in rows
     ]

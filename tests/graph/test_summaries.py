@@ -222,6 +222,19 @@ async def test_only_changed_threads_are_summarised_again(
     )
     assert results[0][0]["written"] == [now[("a", 0)]["id"]]
 
+    # A summary a client deleted stays deleted when its window changes.
+    gone = now[("b", 1)]
+    resp = await service.client.delete(f"/v1/memories/{gone['id']}", headers=service.auth())
+    assert resp.status_code == 204
+    await add(service, cube, turn("One more word on the budget.", "b", "Bob", 40))
+    await settle(worker, database_url)
+    after = {
+        (m["session_id"], m["metadata"]["summary"]["window"])
+        for m in await summaries_of(service, cube)
+    }
+    assert after == {("a", 0), ("b", 0)}
+    assert [v["change_kind"] for v in await versions(service, gone["id"])] == ["create", "delete"]
+
 
 async def test_erase_of_a_member_leaves_no_copy_in_any_summary(
     service: Service, database_url: str
