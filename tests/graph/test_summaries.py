@@ -252,6 +252,17 @@ async def test_erase_of_a_member_leaves_no_copy_in_any_summary(
     await settle(worker, database_url)
     [summary] = await summaries_of(service, cube)
     assert "Zanzibar" in summary["content"]
+    # An ask that found the summary keeps a trace naming it (and quoting what it found).
+    asked = await service.client.post(
+        f"/v1/cubes/{cube}/ask",
+        json={"question": "Zanzibar locker code?", "filters": {"kinds": ["summary"]}},
+        headers=service.auth(),
+    )
+    assert asked.status_code == 200, asked.text
+    found = {e["memory"]["id"]: e["memory"]["kind"] for e in asked.json()["evidence"]}
+    assert summary["id"] in found and set(found.values()) == {"summary"}, found
+    trace_url = f"/v1/traces/{asked.json()['trace_id']}"
+    assert (await service.client.get(trace_url, headers=service.auth())).status_code == 200
     await service.client.patch(
         f"/v1/memories/{mem[2]['id']}",
         json={"expected_version": 1, "content": "Noted, Ann. See you at 6."},
@@ -274,6 +285,7 @@ async def test_erase_of_a_member_leaves_no_copy_in_any_summary(
         return int(sql(database_url, q)[0][0])
 
     assert copies() == 0
+    assert (await service.client.get(trace_url, headers=service.auth())).status_code == 404
     # Until the job runs again the blanked summary is out of search and lists.
     assert await summaries_of(service, cube) == []
     await settle(worker, database_url)
