@@ -3,7 +3,8 @@
 
 A summary is a memory (``kind`` "summary"). Episodic summaries cover one *window*: up to
 ``WINDOW`` consecutive active memories of one conversation thread (``memsvc.store.context``:
-same ``session_id``, else same UTC day, user and agent), in time order. Semantic summaries
+same ``session_id``, else same UTC day, user and agent), in time order; a memory with
+neither a session nor a date is in no thread, so in no window. Semantic summaries
 cover one cluster of related memories. ``memory_summary`` rows name the member memories
 (and their versions) of every summary version; the summary's ``metadata.summary`` says
 which window or cluster it is (``key``, ``window``) and its span.

@@ -104,3 +104,26 @@ def test_rare_names_weigh_more_and_common_names_are_not_enough() -> None:
     assert linking.rarity(2, 1000) > linking.rarity(200, 1000)
     assert linking.common_name(200, 1000) and not linking.common_name(6, 12)
     assert linking.rare_term(2, 500) and not linking.rare_term(50, 500)
+
+
+def test_extractive_summary_keeps_the_heaviest_sentences_in_time_order() -> None:
+    import uuid
+
+    from memsvc.graph.summarise import CAP_CHARS, extractive
+    from memsvc.store.summaries import Member
+
+    def member(i: int, text: str, who: str) -> Member:
+        at = datetime(2023, 5, 8 + i // 20, 10, i % 60, tzinfo=UTC)
+        return Member(uuid.uuid4(), 1, text, [who], at, at, None, None, "s")
+
+    filler = [member(i, "ok, sounds good to me really.", "Bob") for i in range(30)]
+    heavy = member(31, "Caroline flew to Lisbon on 3 May 2023 with Max.", "Ann")
+    early = member(0, "Melanie paid 40 euros in June.", "Melanie")
+    text = extractive([early, *filler, heavy])
+    lines = text.splitlines()
+    assert lines[0] == "Ann, Bob, Melanie; 8 May 2023 to 9 May 2023:"
+    # Both heavy sentences, in time order around the filler (kept up to half the cap).
+    assert lines[1] == "Melanie: Melanie paid 40 euros in June."
+    assert lines[-1] == "Ann: Caroline flew to Lisbon on 3 May 2023 with Max."
+    assert 1 <= len(lines[2:-1]) < len(filler)
+    assert sum(len(line.split(": ", 1)[1]) for line in lines[1:]) <= CAP_CHARS
