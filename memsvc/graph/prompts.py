@@ -174,3 +174,52 @@ def check_link_decisions(n_candidates: int) -> Callable[[LinkDecideResponse], No
             raise ValueError(f"candidate numbers {bad} were not shown (use 1..{n_candidates})")
 
     return check
+
+
+# -- summarise_window: one summary of a window or cluster of memories ----------------------
+
+
+class TurnView(BaseModel):
+    n: int
+    text: str
+    speaker: str | None = None
+    date: str | None = None
+
+
+class SummariseWindowContext(BaseModel):
+    layer: str
+    turns: list[TurnView]
+    max_words: int
+
+
+class SummariseWindowResponse(_Response):
+    summary: str = Field(min_length=1, max_length=4000)
+
+    @field_validator("summary")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        text = v.strip()
+        if not text:
+            raise ValueError("summary is blank")
+        return text
+
+
+SUMMARISE_WINDOW: Prompt[SummariseWindowContext, SummariseWindowResponse] = Prompt(
+    name="summarise_window",
+    version=1,
+    context=SummariseWindowContext,
+    response=SummariseWindowResponse,
+    example=SummariseWindowContext(
+        layer="episodic",
+        turns=[
+            TurnView(
+                n=1,
+                text="I adopted a golden retriever, Max!",
+                speaker="Caroline",
+                date="8 May 2023",
+            ),
+            TurnView(n=2, text="Lovely! I'll visit in June.", speaker="Melanie", date="8 May 2023"),
+        ],
+        max_words=120,
+    ),
+)

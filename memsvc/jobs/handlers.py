@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memsvc.config import Settings
+from memsvc.graph import layers
 from memsvc.graph.builders import builder_for
 from memsvc.graph.enrich import enrich_memory
+from memsvc.graph.summarise import Summariser
 from memsvc.jobs.queue import ClaimedJob
 from memsvc.llm import LLM, Usage
-from memsvc.store import ann, notes
+from memsvc.store import ann, notes, summaries
 from memsvc.store.db import Database
 from memsvc.store.llm_usage import TenantBudget
 
@@ -106,9 +108,38 @@ async def run_ann_index(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
             return {"indexed": total, "seconds": round(time.perf_counter() - started, 3)}
 
 
+async def run_summarise(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
+    """Bring the summaries of one scope of a cube up to date (``memsvc.graph.layers``): a
+    thread's episodic windows, or the cube's semantic clusters."""
+    if job.tenant_id is None:
+        raise ValueError("summarise job has no tenant")
+    if ctx.runtime is None:
+        raise RuntimeError("summarise jobs need the embedder (a worker with models loaded)")
+    if ctx.llm is not None:
+        ctx.usage.budget = TenantBudget(
+            ctx.db,
+            job.tenant_id,
+            calls_per_hour=ctx.settings.llm.budget_calls_per_hour,
+            tokens_per_hour=ctx.settings.llm.budget_tokens_per_hour,
+        )
+    runtime = ctx.runtime
+    out = await layers.summarise(
+        ctx.db,
+        tenant_id=job.tenant_id,
+        cube_id=uuid.UUID(str(job.payload["cube_id"])),
+        scope=str(job.payload["scope"]),
+        summariser=Summariser(ctx.llm),
+        embed=runtime.embed,
+        embedding_model=runtime.embedder.model_name,
+        usage=ctx.usage,
+    )
+    return out.as_dict()
+
+
 def default_handlers() -> dict[str, JobHandler]:
     """The job kinds the service enqueues."""
     return {
         "enrich": JobHandler(run=run_enrich, on_dead=enrich_dead),
         ann.JOB_KIND: JobHandler(run=run_ann_index),
+        summaries.JOB_KIND: JobHandler(run=run_summarise, needs_runtime=True),
     }

@@ -69,7 +69,12 @@ class Worker:
         self.settings = settings
         self.runtime = runtime
         self.llm = build_llm(settings.llm) if llm is _UNSET else llm
-        self.handlers = dict(handlers if handlers is not None else default_handlers())
+        # Kinds that need the models are left to workers that have them loaded.
+        self.handlers = {
+            kind: h
+            for kind, h in (handlers if handlers is not None else default_handlers()).items()
+            if runtime is not None or not h.needs_runtime
+        }
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.concurrency = max(concurrency, 1)
         self.stop_timeout_s = stop_timeout_s

@@ -33,7 +33,7 @@ from memsvc.schemas.transfer import (
     Record,
     SourceRecord,
 )
-from memsvc.store import ann, indexing, passages, transfer
+from memsvc.store import ann, indexing, passages, summaries, transfer
 from memsvc.store.db import Database
 from memsvc.store.jobs import enqueue_many
 from memsvc.store.models import Memory
@@ -377,6 +377,15 @@ async def import_lines(
             tenant_id=tenant_id,
             max_attempts=max_attempts,
         )
+    # Imported memories are summarised like written ones (their threads, debounced).
+    await summaries.schedule(
+        session,
+        tenant_id=tenant_id,
+        cube_id=cube_id,
+        threads=[
+            summaries.thread_of_values(row) for row in plan.batch.memories if row["id"] in new
+        ],
+    )
     if ann_indexed and created.memories:
         await ann.schedule_fold(session, tenant_id=tenant_id, cube_id=cube_id, delay_s=fold_delay_s)
     return ImportResult(

@@ -15,7 +15,7 @@ from memsvc.config import LimitSettings
 from memsvc.errors import PayloadTooLarge, ValidationFailed
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
-from memsvc.schemas.memories import SourceCreate, check_memory
+from memsvc.schemas.memories import SUMMARY_KIND, SourceCreate, check_memory
 from memsvc.store import ann, context, cubes, edits, erasure, idempotency, indexing, passages
 from memsvc.store import memories as store
 from memsvc.store.indexing import CONTEXT_MARK, build_index_text, occurred_at, placed_text
@@ -80,6 +80,17 @@ def check_limits(batch: MemoryBatchCreate, limits: LimitSettings) -> None:
                 detail={"index": i, "bytes": size, "limit": limits.max_content_bytes},
             )
         check_fields(f"memories[{i}]", limits, metadata=m.metadata, tags=m.tags, sources=m.sources)
+        check_kind(f"memories[{i}].kind", m.kind)
+
+
+def check_kind(where: str, kind: str | None) -> None:
+    """Kind "summary" is the service's own (``memsvc.graph.layers``): 422 from a client."""
+    if kind == SUMMARY_KIND:
+        raise ValidationFailed(
+            f'{where}: kind "{SUMMARY_KIND}" is reserved for the summaries the service writes',
+            code="reserved_kind",
+            detail={"field": where, "kind": kind},
+        )
 
 
 def request_hash(cube_id: uuid.UUID, batch: MemoryBatchCreate) -> str:
@@ -238,6 +249,7 @@ async def update_memory(
             f"content exceeds {limits.max_content_bytes} bytes", code="content_too_large"
         )
     check_fields("body", limits, metadata=data.metadata, tags=data.tags)
+    check_kind("body.kind", data.kind)
     edit = await edits.begin(session, tenant_id=principal.tenant_id, memory_id=memory_id, data=data)
     current = edit.memory
     check_merged(current, data)

@@ -37,6 +37,7 @@ from memsvc.schemas.memories import (
     ProvenanceRead,
     SourceCreate,
     SourceRead,
+    SummaryMember,
     VersionProvenance,
 )
 from memsvc.schemas.search import (
@@ -116,6 +117,7 @@ __all__ = [
     "SearchResult",
     "SourceCreate",
     "SourceRead",
+    "SummaryMember",
     "TenantCreate",
     "TenantLimits",
     "TenantLimitsRead",

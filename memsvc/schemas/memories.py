@@ -146,6 +146,8 @@ class MemoryFilters(BaseModel):
     ``GET /v1/cubes/{cube_id}/memories`` (FastAPI's query model, ``tag`` may repeat), the
     admin table's filters and what ``store.filters.apply_filters`` reads. ``status`` wins
     over ``include_deleted`` (deleted ones too); erased memories are never listed.
+    Summaries (``kind`` "summary", written by the service) are listed only when asked for:
+    ``include_summaries`` true, or ``kind`` "summary" (summaries only).
     The SDK's ``MemoryFilters`` keyword arguments carry the same names (a test holds them)."""
 
     status: Status | None = None
@@ -158,6 +160,7 @@ class MemoryFilters(BaseModel):
     created_after: Timestamp | None = None
     created_before: Timestamp | None = None
     include_deleted: bool = False
+    include_summaries: bool = False
 
 
 class MemoryListQuery(MemoryFilters):
@@ -211,6 +214,16 @@ class MemoryVersionRead(ReadModel):
 MemoryVersionPage = Page[MemoryVersionRead]
 
 
+SUMMARY_KIND = "summary"
+
+
+class SummaryMember(ReadModel):
+    """A memory (at one version) that a summary version covers."""
+
+    memory_id: uuid.UUID
+    version: int
+
+
 class VersionProvenance(ReadModel):
     version: int
     change_kind: str
@@ -223,6 +236,9 @@ class VersionProvenance(ReadModel):
     imported_from: JSONObject | None = None
     created_at: datetime
     sources: list[SourceRead] = Field(default_factory=list)
+    # On a summary's versions: exactly the memories (and versions) it summarises, in time
+    # order; empty on every other memory.
+    summarises: list[SummaryMember] = Field(default_factory=list)
 
 
 class ProvenanceRead(ReadModel):

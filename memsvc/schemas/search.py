@@ -11,6 +11,11 @@ from memsvc.schemas.memories import MAX_TAGS, Layer, MemoryRead, Tag
 
 
 class SearchFilters(WireModel):
+    """What a search may return. Summaries (``kind`` "summary": episodic window and
+    semantic cluster summaries the service writes) are left out unless asked for:
+    ``include_summaries`` true adds them to everything else, ``kinds`` naming "summary"
+    asks for them by kind (with ``kinds: ["summary"]``, summaries only)."""
+
     kinds: list[str] | None = Field(default=None, max_length=100)
     layers: list[Layer] | None = None
     tags: list[Tag] | None = Field(
@@ -22,6 +27,7 @@ class SearchFilters(WireModel):
     created_after: Timestamp | None = None
     created_before: Timestamp | None = None
     include_deleted: bool = False
+    include_summaries: bool = False
 
 
 class ChannelConfig(WireModel):

@@ -79,6 +79,7 @@ class MemoryFilters(TypedDict, total=False):
     created_after: datetime
     created_before: datetime
     include_deleted: bool
+    include_summaries: bool
 
 
 class SearchFields(TypedDict, total=False):

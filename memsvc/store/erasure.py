@@ -14,6 +14,10 @@ Where a memory's words are kept, and what erasing does to each:
                         replay of the create answers 410 ``memory_erased``
     job                 errors and results of its jobs dropped (payloads hold only ids)
     retrieval_trace     every ask trace that names it deleted (probes and cues may quote it)
+    summaries           every version of a summary that covered it blanked (extractive
+                        summaries copy its sentences, an LLM's paraphrase them); a summary
+                        whose current version did is soft deleted blank, as a new version,
+                        and its thread is queued to be summarised again without it
 
 The audit row counts what was erased and names no content.
 """
@@ -22,12 +26,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.store import context, memories, passages, traces
+from memsvc.store import context, memories, passages, summaries, traces, versions
 from memsvc.store.caches import caches_of
 from memsvc.store.idempotency import tombstone
 from memsvc.store.indexing import CONTEXT_MARK, said_in_context
@@ -63,6 +68,7 @@ class Erased:
     derived_versions: int = 0
     reindexed_memories: int = 0
     traces: int = 0
+    summary_versions: int = 0
 
 
 def _count(res: Any) -> int:
@@ -109,6 +115,8 @@ async def erase(
             .execution_options(synchronize_session=False)
         )
     )
+    # After the reasons above are dropped: the scrub's own versions name the memory.
+    done.summary_versions, scrubbed = await _scrub_summaries(session, mem)
     done.links = _count(
         await session.execute(
             delete(Link)
@@ -125,7 +133,8 @@ async def erase(
             .execution_options(synchronize_session=False)
         )
     )
-    done.traces = await traces.forget_memory(session, [mem.id])
+    # Traces quote what they found: the summaries that held its words as well.
+    done.traces = await traces.forget_memory(session, [mem.id, *scrubbed])
     done.idempotency_records = await tombstone(session, tenant_id=tenant_id, memory_id=mem.id)
     caches_of(session).touch_cube(mem.cube_id)
     session.add(
@@ -186,3 +195,59 @@ async def _reindex_session(session: AsyncSession, mem: Memory, texts: list[str])
         )
         changed += 1
     return changed
+
+
+async def _scrub_summaries(session: AsyncSession, mem: Memory) -> tuple[int, list[uuid.UUID]]:
+    """Blank every summary version that covered the memory; a summary whose current version
+    did becomes a blank soft-deleted version (re-summarised by the job queued here). How many
+    versions were blanked, and the summaries they belong to."""
+    await summaries.schedule(
+        session,
+        tenant_id=mem.tenant_id,
+        cube_id=mem.cube_id,
+        threads=[summaries.thread_of_row(mem)],
+    )
+    covering = await summaries.covering(session, memory_id=mem.id)
+    if not covering:
+        return 0, []
+    by_summary: dict[uuid.UUID, set[int]] = {}
+    for sid, v in covering:
+        by_summary.setdefault(sid, set()).add(v)
+    blanked = 0
+    for sid, vs in by_summary.items():
+        blanked += _count(
+            await session.execute(
+                update(MemoryVersion)
+                .where(MemoryVersion.memory_id == sid, MemoryVersion.version.in_(vs))
+                .values(content="", keywords=[], context=None, reason=None, embedding_hash=None)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        row = (
+            await session.execute(
+                select(Memory)
+                .where(Memory.id == sid, Memory.status != "erased")
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+        if row is None or row.version not in vs:
+            continue
+        row.content, row.index_text, row.embedding = "", "", None
+        row.keywords, row.context = [], None
+        row.status = "deleted"
+        row.version += 1
+        row.updated_at = datetime.now(UTC)
+        await session.flush()
+        await passages.drop(session, sid)
+        await versions.append(
+            session,
+            row,
+            versions.Change(
+                actor=summaries.ACTOR,
+                change_kind="erase",
+                reason="a memory it summarised was erased",
+                caused_by=mem.id,
+            ),
+        )
+    return blanked, list(by_summary)

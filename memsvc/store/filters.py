@@ -1,5 +1,6 @@
 """Memory filters as SQL: the one translation of ``MemoryFilters`` (lists, the admin table)
-and ``SearchFilters`` (search) into where-clauses on ``Memory``."""
+and ``SearchFilters`` (search) into where-clauses on ``Memory``. Summaries are left out
+unless the filters ask for them (``include_summaries``, or a kind filter naming "summary")."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, or_
 
 from memsvc.schemas import MemoryFilters, SearchFilters
+from memsvc.schemas.memories import SUMMARY_KIND
 from memsvc.store.models import Memory
 
 VISIBLE = ("active", "deleted")  # what is not erased
@@ -37,6 +39,8 @@ def apply_filters(stmt: Select[Any], f: MemoryFilters | SearchFilters) -> Select
         layers = [f.layer] if f.layer is not None else None
         tags = f.tag
     stmt = _one_of(stmt, Memory.status, _statuses(f))
+    if not f.include_summaries and SUMMARY_KIND not in (kinds or ()):
+        stmt = stmt.where(Memory.kind != SUMMARY_KIND)
     stmt = _one_of(stmt, Memory.kind, kinds)
     stmt = _one_of(stmt, Memory.layer, layers)
     if tags:

@@ -22,7 +22,7 @@ from memsvc.schemas import (
     MemoryUpdate,
     SourceRead,
 )
-from memsvc.store import versions
+from memsvc.store import context, summaries, versions
 from memsvc.store.caches import caches_of
 from memsvc.store.filters import apply_filters, the_memory
 from memsvc.store.indexing import occurred_at
@@ -146,7 +146,27 @@ async def create_many(
             tenant_id=tenant_id,
             max_attempts=max_attempts,
         )
+    await _resummarise(session, tenant_id, cube_id, [_thread(r) for r in mem_rows])
     return reads
+
+
+def _thread(row: Memory | dict[str, Any]) -> context.Thread | None:
+    """The thread a memory (an ORM row or the values inserted) is summarised in; None for a
+    summary: summaries never queue summarising."""
+    return (
+        summaries.thread_of_values(row) if isinstance(row, dict) else summaries.thread_of_row(row)
+    )
+
+
+async def _resummarise(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    cube_id: uuid.UUID,
+    threads: Sequence[context.Thread | None],
+) -> None:
+    """Queue (debounced) summarising of the threads written to, unless only summaries were."""
+    if any(t is not None for t in threads):
+        await summaries.schedule(session, tenant_id=tenant_id, cube_id=cube_id, threads=threads)
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -260,6 +280,15 @@ async def update_memory(
         .returning(Memory)
         .execution_options(synchronize_session=False)
     )
+    before = None
+    if values.keys() & {"session_id", "user_id", "agent_id"}:
+        before = (
+            await session.execute(
+                select(Memory.kind, Memory.session_id, Memory.user_id, Memory.agent_id).where(
+                    Memory.id == memory_id, Memory.tenant_id == tenant_id
+                )
+            )
+        ).first()
     mem = (await session.execute(stmt)).scalar_one_or_none()
     if mem is None:  # only when called without the lock of ``edits.begin``
         current = await load(session, tenant_id=tenant_id, memory_id=memory_id)
@@ -275,6 +304,10 @@ async def update_memory(
             "embedding_hash": versions.embedding_hash(embedding),
         }
     await versions.append(session, mem, change, **extra)
+    threads = [_thread(mem)]
+    if before is not None:
+        threads.append(_thread({**before._asdict(), "occurred_at": mem.occurred_at}))
+    await _resummarise(session, tenant_id, mem.cube_id, threads)
     return (await read_many(session, [mem]))[0]
 
 
@@ -295,4 +328,5 @@ async def set_status(
         mem.updated_at = datetime.now(UTC)
         await session.flush()
         await versions.append(session, mem, change)
+        await _resummarise(session, tenant_id, mem.cube_id, [_thread(mem)])
     return (await read_many(session, [mem]))[0]

@@ -248,6 +248,25 @@ class MemoryPassage(Base):
     __table_args__ = (Index("ix_memory_passage_cube", "cube_id"),)
 
 
+class MemorySummary(Base):
+    """Which version of which member memory a summary version covers (``position``: its
+    place in time order). Ids only: the text lives in the memories' versions."""
+
+    __tablename__ = "memory_summary"
+    summary_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memory.id", ondelete="CASCADE"), primary_key=True
+    )
+    summary_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memory.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_version: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cube.id", ondelete="CASCADE"))
+    __table_args__ = (Index("ix_memory_summary_member", "member_id"),)
+
+
 class MemoryVersion(Base):
     """Append-only history: one row per change, never updated except by a privacy erase."""
 

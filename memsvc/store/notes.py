@@ -17,6 +17,7 @@ from sqlalchemy import Date, cast, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
+from memsvc.schemas.memories import SUMMARY_KIND
 from memsvc.store import ann, memories, textsearch, versions
 from memsvc.store.models import Memory, MemorySource, MemoryVersion, Source
 
@@ -194,6 +195,7 @@ async def term_counts(
         Memory.tenant_id == note.tenant_id,
         Memory.cube_id == note.cube_id,
         Memory.status == "active",
+        Memory.kind != SUMMARY_KIND,
     )
     n = int((await session.execute(select(func.count()).where(*scope))).scalar_one())
     terms = list(dict.fromkeys(t for t in terms if _tsquery([t])))
@@ -228,6 +230,7 @@ async def mentions(
         Memory.tenant_id == note.tenant_id,
         Memory.cube_id == note.cube_id,
         Memory.status == "active",
+        Memory.kind != SUMMARY_KIND,
         Memory.id != note.id,
         textsearch.cube_match(note.tenant_id, note.cube_id)(_phrase(name)),
     )
@@ -261,6 +264,7 @@ async def candidates(
         Memory.tenant_id == note.tenant_id,
         Memory.cube_id == note.cube_id,
         Memory.status == "active",
+        Memory.kind != SUMMARY_KIND,  # summaries are not notes: never linked nor evolved
         Memory.id != note.id,
     )
     vector_ids: set[uuid.UUID] = set()
@@ -334,6 +338,7 @@ async def previous_in_session(session: AsyncSession, *, note: Note) -> uuid.UUID
         Memory.tenant_id == note.tenant_id,
         Memory.cube_id == note.cube_id,
         Memory.status == "active",
+        Memory.kind != SUMMARY_KIND,
         tuple_(Memory.created_at, Memory.id) < tuple_(note.created_at, note.id),
     )
     if note.session_id is not None:

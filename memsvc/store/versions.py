@@ -24,8 +24,10 @@ from memsvc.schemas import (
     MemoryVersionRead,
     ProvenanceRead,
     SourceRead,
+    SummaryMember,
     VersionProvenance,
 )
+from memsvc.store import summaries
 from memsvc.store.filters import the_memory
 from memsvc.store.models import Memory, MemorySource, MemoryVersion, Source
 from memsvc.store.pagination import fetch_page
@@ -182,11 +184,18 @@ async def provenance(
     by_version: dict[int, list[SourceRead]] = defaultdict(list)
     for n, src in src_rows:
         by_version[n].append(SourceRead.model_validate(src))
+    covers = await summaries.summarises(session, summary_id=memory_id)
     return ProvenanceRead(
         memory_id=memory_id,
         versions=[
             VersionProvenance.model_validate(v).model_copy(
-                update={"sources": by_version.get(v.version, [])}
+                update={
+                    "sources": by_version.get(v.version, []),
+                    "summarises": [
+                        SummaryMember(memory_id=mid, version=mv)
+                        for mid, mv in covers.get(v.version, [])
+                    ],
+                }
             )
             for v in vers
         ],

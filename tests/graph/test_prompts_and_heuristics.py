@@ -17,7 +17,12 @@ from memsvc.llm.prompts import render_repair
 
 def test_every_prompt_file_has_a_spec_and_renders() -> None:
     files = sorted(p.name for p in PROMPTS_DIR.glob("*.md.j2"))
-    assert {"enrich_note.v1.md.j2", "link_decide.v1.md.j2", "ask_answer.v1.md.j2"} <= set(files)
+    assert {
+        "enrich_note.v1.md.j2",
+        "link_decide.v1.md.j2",
+        "ask_answer.v1.md.j2",
+        "summarise_window.v1.md.j2",
+    } <= set(files)
     # Every file but the repair prompt has a typed spec, and every spec a file.
     assert sorted(p.filename for p in REGISTRY.values()) == [
         f for f in files if f != "repair_json.v1.md.j2"
@@ -30,6 +35,8 @@ def test_every_prompt_file_has_a_spec_and_renders() -> None:
             assert f'"{field}"' in text  # the prompt names every response key
     assert "Caroline lives in Berlin." in render(gp.LINK_DECIDE, gp.LINK_DECIDE.example)
     assert "[2] (7 May 2023)" in render(ap.ASK_ANSWER, ap.ASK_ANSWER.example)
+    window = render(gp.SUMMARISE_WINDOW, gp.SUMMARISE_WINDOW.example)
+    assert "[1] (8 May 2023) Caroline: I adopted a golden retriever, Max!" in window
     repair = render_repair(gp.ENRICH_NOTE, "Sure! tea", "the reply contains no JSON object")
     assert "{{" not in repair and '"keywords"' in repair and "Sure! tea" in repair
 
@@ -97,3 +104,26 @@ def test_rare_names_weigh_more_and_common_names_are_not_enough() -> None:
     assert linking.rarity(2, 1000) > linking.rarity(200, 1000)
     assert linking.common_name(200, 1000) and not linking.common_name(6, 12)
     assert linking.rare_term(2, 500) and not linking.rare_term(50, 500)
+
+
+def test_extractive_summary_keeps_the_heaviest_sentences_in_time_order() -> None:
+    import uuid
+
+    from memsvc.graph.summarise import CAP_CHARS, extractive
+    from memsvc.store.summaries import Member
+
+    def member(i: int, text: str, who: str) -> Member:
+        at = datetime(2023, 5, 8 + i // 20, 10, i % 60, tzinfo=UTC)
+        return Member(uuid.uuid4(), 1, text, [who], at, at, None, None, "s")
+
+    filler = [member(i, "ok, sounds good to me really.", "Bob") for i in range(30)]
+    heavy = member(31, "Caroline flew to Lisbon on 3 May 2023 with Max.", "Ann")
+    early = member(0, "Melanie paid 40 euros in June.", "Melanie")
+    text = extractive([early, *filler, heavy])
+    lines = text.splitlines()
+    assert lines[0] == "Ann, Bob, Melanie; 8 May 2023 to 9 May 2023:"
+    # Both heavy sentences, in time order around the filler (kept up to half the cap).
+    assert lines[1] == "Melanie: Melanie paid 40 euros in June."
+    assert lines[-1] == "Ann: Caroline flew to Lisbon on 3 May 2023 with Max."
+    assert 1 <= len(lines[2:-1]) < len(filler)
+    assert sum(len(line.split(": ", 1)[1]) for line in lines[1:]) <= CAP_CHARS

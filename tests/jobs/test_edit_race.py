@@ -118,7 +118,9 @@ async def test_edits_racing_enrichment_are_rebased_and_nothing_is_lost(
         return c["queued"] == 0 and c["running"] == 0
 
     await _until(idle, "the worker to finish")
-    assert await counts() == {"queued": 0, "running": 0, "failed": 0, "done": MEMORIES}
+    c = await counts()
+    # Every enrichment, plus the summarise jobs the edits queued (debounced: one per thread).
+    assert (c["queued"], c["running"], c["failed"]) == (0, 0, 0) and c["done"] >= MEMORIES
 
     page = await svc.client.get(f"/v1/cubes/{cube}/memories?limit=1000", headers=svc.auth())
     finals = {m["id"]: m for m in page.json()["items"]}

@@ -42,7 +42,9 @@ async def main(url: str, marker: Path, pause_at: str) -> None:
             await worker.run_until_idle()
             async with db.transaction() as s:
                 open_jobs = await s.execute(
-                    select(func.count()).where(Job.status.in_(("queued", "running")))
+                    select(func.count()).where(
+                        Job.status.in_(("queued", "running")), Job.kind.in_(list(worker.handlers))
+                    )
                 )
                 if open_jobs.scalar_one() == 0:
                     break
