@@ -16,7 +16,7 @@ from collections.abc import Hashable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.store.indexing import CONTEXT_TURNS, context_line
@@ -73,11 +73,13 @@ def in_batch(threads: Sequence[Thread | None], texts: Sequence[str]) -> list[lis
 
 
 def speakers_of_memory() -> ScalarSelect[Any]:
-    """A column: the speakers of the sources of ``Memory``'s current version (or NULL)."""
+    """A column: the speakers of ``Memory``'s sources (or NULL). Sources of any version, as
+    ``versions.sources_of`` reads them: enrichment and evolution write versions without
+    sources of their own, and the speaker of a turn does not change with its keywords."""
     return (
-        select(func.array_agg(Source.speaker).filter(Source.speaker.is_not(None)))
+        select(func.array_agg(distinct(Source.speaker)).filter(Source.speaker.is_not(None)))
         .join(MemorySource, MemorySource.source_id == Source.id)
-        .where(MemorySource.memory_id == Memory.id, MemorySource.version == Memory.version)
+        .where(MemorySource.memory_id == Memory.id)
         .correlate(Memory)
         .scalar_subquery()
     )

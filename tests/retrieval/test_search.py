@@ -343,3 +343,20 @@ async def test_now_is_a_validated_timestamp(service: Service) -> None:
             f"/v1/cubes/{cube}/search", json={"query": "x", "now": bad}, headers=service.auth()
         )
         assert_error(resp, 422)
+
+
+async def test_context_keeps_the_speaker_of_an_enriched_turn(
+    service: Service, database_url: str
+) -> None:
+    """Enrichment writes a version without sources; the turn's speaker still heads its line
+    in the context of the turns after it (as when both arrive before enrichment runs)."""
+    from tests.graph.helpers import sql, versions, worker_for
+
+    cube = await make_cube(service, "enriched")
+    first, second = turns("s1", "2023-05-08")[:2]
+    [m1] = await add(service, cube, first)
+    await worker_for(service).run_until_idle()
+    assert len(await versions(service, m1["id"])) > 1  # enriched: a version without sources
+    [m2] = await add(service, cube, second)
+    [(index_text,)] = sql(database_url, "SELECT index_text FROM memory WHERE id = :m", m=m2["id"])
+    assert "Mel: When did you go to the pottery workshop?" in index_text
