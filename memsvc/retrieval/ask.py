@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.config import AskSettings, Settings
@@ -54,10 +54,12 @@ from memsvc.schemas import (
     AskResponse,
     EffectiveLimits,
     Evidence,
+    SearchFilters,
     SearchRequest,
     TraceStep,
 )
-from memsvc.store import context
+from memsvc.schemas.memories import SUMMARY_KIND
+from memsvc.store import context, summaries
 from memsvc.store import memories as store
 from memsvc.store.models import Link, Memory
 
@@ -86,6 +88,10 @@ COVER_WEIGHT = 0.5
 THREAD_REPEAT = 0.0
 # A probe made of the best evidence's own words (pseudo-relevance feedback).
 PRF_WORDS = 0
+# A summary's relevance counts this much in the final selection (a pointer to its members,
+# which a probe cycle brings in, more than evidence itself); its members join the pool at
+# NEIGHBOUR_WEIGHT of it.
+SUMMARY_WEIGHT = 0.5
 # Evidence items shown to the LLM.
 LLM_EVIDENCE = 12
 
@@ -152,6 +158,7 @@ class Found:
     text: str = ""
     content: str = ""
     layer: str = "semantic"
+    summary: bool = False
     occurred_at: datetime | None = None
     created_at: datetime | None = None
     thread: context.Thread | None = None
@@ -188,6 +195,10 @@ class Asker:
         self.now = self.request.now or datetime.now(UTC)
         self.aspects = aspects.of_question(self.request.question, self.now)
         self.preset, self.config = presets.resolve(None, None)
+        # Every layer: summaries too (plain search leaves them out), unless the request's
+        # own filters name kinds.
+        f = self.request.filters or SearchFilters()
+        self.filters = f if f.kinds else f.model_copy(update={"include_summaries": True})
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -227,9 +238,7 @@ class Asker:
         new: list[uuid.UUID] = []
         for q, vec in zip(queries, vecs, strict=True):
             self.check_deadline()
-            req = SearchRequest(
-                query=q, top_k=DEPTH, filters=self.request.filters, now=self.request.now
-            )
+            req = SearchRequest(query=q, top_k=DEPTH, filters=self.filters, now=self.request.now)
             ranking = await rank(
                 self.session,
                 tenant_id=self.tenant_id,
@@ -271,6 +280,7 @@ class Asker:
                 Memory.index_text,
                 Memory.content,
                 Memory.layer,
+                Memory.kind,
                 Memory.occurred_at,
                 Memory.created_at,
                 Memory.session_id,
@@ -281,7 +291,7 @@ class Asker:
         for r in rows:
             f = self.pool[r.id]
             f.text, f.content = r.index_text or r.content, r.content
-            f.layer = r.layer
+            f.layer, f.summary = r.layer, r.kind == SUMMARY_KIND
             f.occurred_at, f.created_at = r.occurred_at, r.created_at
             f.thread = context.thread_of(
                 session_id=r.session_id,
@@ -326,11 +336,33 @@ class Asker:
             nxt = await self.session.execute(after.order_by(Memory.created_at).limit(2))
             prv = await self.session.execute(before.order_by(Memory.created_at.desc()).limit(1))
             found += [(m, f.rel, "thread") for m in [*nxt.scalars(), *prv.scalars()]]
+        found += await self._episodes(items, in_scope)
         new: list[uuid.UUID] = []
         for mid, rel, how in found:
             new += self._offer(mid, rel * NEIGHBOUR_WEIGHT, how)
         await self._load(new)
         return new
+
+    async def _episodes(
+        self, items: Sequence[Found], in_scope: ColumnElement[bool]
+    ) -> list[tuple[uuid.UUID, float, str]]:
+        """The members of the summaries among ``items`` (what a summary points at)."""
+        summary_ids = [f.id for f in items if f.summary]
+        if not summary_ids:
+            return []
+        by_summary = await summaries.members(self.session, summary_ids)
+        ids = {m for ms in by_summary.values() for m in ms}
+        ok = set(
+            (
+                await self.session.execute(
+                    select(Memory.id).where(Memory.id.in_(list(ids)), in_scope)
+                )
+            ).scalars()
+        )
+        rel_of = {f.id: f.rel for f in items}
+        return [
+            (m, rel_of[sid], "summary") for sid, ms in by_summary.items() for m in ms if m in ok
+        ]
 
     async def rerank(self, k: int = DEPTH) -> bool:
         """Reorder the pool's best ``k`` by the cross-encoder, when one is configured."""
@@ -352,7 +384,10 @@ class Asker:
 
     def chosen(self, k: int) -> list[tuple[Found, float, list[str]]]:
         """``k`` items chosen for relevance and for covering what the others do not."""
-        ranked = [(str(f.id), f.rel, f.covers) for f in self.best(len(self.pool))]
+        ranked = [
+            (str(f.id), f.rel * (SUMMARY_WEIGHT if f.summary else 1.0), f.covers)
+            for f in self.best(len(self.pool))
+        ]
         picks = aspects.select(ranked, k, weight=COVER_WEIGHT, total=len(self.aspects.labels))
         return [(self.pool[uuid.UUID(key)], gain, new) for key, gain, new in picks]
 

@@ -281,3 +281,32 @@ async def test_unknown_or_malformed_trace_ids(service: Service) -> None:
     assert_error(r, 404)
     r = await service.client.get("/v1/traces/not-a-uuid", headers=service.auth())
     assert_error(r, 422)
+
+
+async def test_ask_reaches_the_summary_layers_and_their_members(
+    service: Service, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.graph.helpers import worker_for
+    from tests.graph.test_summaries import settle
+
+    cube = await make_cube(service)
+    mems = await conversation(service, cube)
+    await settle(worker_for(service), database_url)
+    q = "Is Caroline researching adoption agencies?"
+    plain = await service.client.post(
+        f"/v1/cubes/{cube}/search", json={"query": q, "top_k": 50}, headers=service.auth()
+    )
+    assert all(r["memory"]["kind"] != "summary" for r in plain.json()["results"])
+    body = await ask(service, cube, question=q, top_k=20)
+    layers = {e["memory"]["layer"] for e in body["evidence"] if e["memory"]["kind"] == "summary"}
+    assert "episodic" in layers  # the session's window summary is evidence too
+    # A probe cycle opens the summaries it found: their members join the pool.
+    monkeypatch.setattr(ask_loop, "DEPTH", 1)
+    q = "adoption agencies Hope House LGBTQ parents painted sunrise lake camping beach in Zanzibar"
+    body = await ask(service, cube, question=q, top_k=20, budget={"max_cycles": 1})
+    t = await trace(service, body["trace_id"])
+    [top] = t["steps"][0]["found"]
+    summary = await service.client.get(f"/v1/memories/{top}", headers=service.auth())
+    assert summary.json()["kind"] == "summary"  # the window summary matches it best
+    opened = {e["memory"]["id"] for e in body["evidence"] if e["found_by"] == "summary"}
+    assert opened and opened <= {m["id"] for m in mems}
