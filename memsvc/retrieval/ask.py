@@ -70,8 +70,8 @@ DEPTH = 30
 # Relevance of the question's k-th hit is 1 / (1 + (k - 1) / RANK_SCALE); a probe's hits
 # count PROBE_WEIGHT of that, neighbours NEIGHBOUR_WEIGHT of the hit they hang off.
 RANK_SCALE = 5.0
-PROBE_WEIGHT = 0.8
-NEIGHBOUR_WEIGHT = 0.5
+PROBE_WEIGHT = 0.5
+NEIGHBOUR_WEIGHT = 0.3
 # How a memory's relevance from several queries combines: "sum" (multi-query reciprocal
 # rank fusion: found by the question and a probe ranks above either alone) or "max".
 FUSE = "sum"
@@ -92,6 +92,13 @@ PRF_WORDS = 0
 # which a probe cycle brings in, more than evidence itself); its members join the pool at
 # NEIGHBOUR_WEIGHT of it.
 SUMMARY_WEIGHT = 0.5
+# Which later finds (probes, neighbours) may compete for a place: "any", or "gaps" (only
+# those covering an aspect the first pass's top_k left uncovered; the rest count
+# LATE_FACTOR of their relevance).
+ADMIT = "any"
+LATE_FACTOR = 0.3
+# The first pass's best KEEP stay in the evidence whatever probes find.
+KEEP = 0
 # Evidence items shown to the LLM.
 LLM_EVIDENCE = 12
 
@@ -190,6 +197,9 @@ class Asker:
     cycle: int = 0
     margin: float = 0.0
     base: Select[tuple[uuid.UUID]] | None = None
+    # The first pass's order and the aspects its top_k left uncovered.
+    first: list[uuid.UUID] = field(default_factory=list)
+    gaps0: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.now = self.request.now or datetime.now(UTC)
@@ -385,11 +395,35 @@ class Asker:
     def chosen(self, k: int) -> list[tuple[Found, float, list[str]]]:
         """``k`` items chosen for relevance and for covering what the others do not."""
         ranked = [
-            (str(f.id), f.rel * (SUMMARY_WEIGHT if f.summary else 1.0), f.covers)
-            for f in self.best(len(self.pool))
+            (str(f.id), self._weight(f), f.covers)
+            for f in sorted(self.pool.values(), key=lambda f: (-self._weight(f), str(f.id)))
+            if f.id not in self.first[:KEEP]
         ]
-        picks = aspects.select(ranked, k, weight=COVER_WEIGHT, total=len(self.aspects.labels))
-        return [(self.pool[uuid.UUID(key)], gain, new) for key, gain, new in picks]
+        kept: list[tuple[Found, float, list[str]]] = [
+            (self.pool[m], self._weight(self.pool[m]), []) for m in self.first[:KEEP]
+        ]
+        if len(kept) >= k:
+            return [(f, w, list(n)) for f, w, n in kept[:k]]
+        k -= len(kept)
+        picks = aspects.select(
+            ranked,
+            k,
+            weight=COVER_WEIGHT,
+            total=len(self.aspects.labels),
+            groups={str(f.id): f.thread for f in self.pool.values()},
+            repeat=THREAD_REPEAT,
+        )
+        return [
+            *((f, w, list(n)) for f, w, n in kept),
+            *((self.pool[uuid.UUID(key)], gain, new) for key, gain, new in picks),
+        ]
+
+    def _weight(self, f: Found) -> float:
+        """An item's relevance as the selection sees it."""
+        w = f.rel * (SUMMARY_WEIGHT if f.summary else 1.0)
+        if ADMIT == "gaps" and f.cycle > 0 and not (f.covers & self.gaps0):
+            w *= LATE_FACTOR
+        return w
 
     async def gate(self) -> bool:
         """Whether the evidence so far covers the question (recorded as a step)."""
@@ -538,6 +572,10 @@ async def ask(
         t0 = time.perf_counter()
         found = await a.retrieve([request.question], 1.0)
         reranked = await a.rerank()
+        a.first = [f.id for f in a.best(len(a.pool))]
+        a.gaps0 = frozenset(
+            aspects.missing(a.aspects, [a.pool[m].covers for m in a.first[: request.top_k]])
+        )
         await a.step(
             "retrieve",
             t0,
