@@ -6,13 +6,21 @@
                          wide margin?  heuristic mode: yes -> select
               llm        (LLM mode) one structured call: an answer citing evidence, or up to
                          3 probe queries for what is missing; answered -> select
-    cycle n   probe      the LLM's probes and/or heuristic ones (the missing aspects, the names
-                         the best evidence brings, the words without the names) searched;
-                         the best evidence's graph neighbours and the turns around it in its
-                         thread (what happened next) looked up
+    cycle n   probe      the LLM's probes and/or the heuristic one (the names the best
+                         evidence brings with the question's words) searched; the best
+                         evidence's graph neighbours, the turns around it in its thread
+                         (what happened next) and the members of summaries it found
               fold       new evidence joins the pool; then gate / llm again
     end       select     top_k of the pool, greedily: relevance plus the aspects an item
-                         covers that those chosen before it do not
+                         covers that those chosen before it do not; later finds compete
+                         only for aspects the first pass left uncovered
+
+The numbers below were chosen on LoCoMo dev (both conversations, written one turn a request)
+and 5 LongMemEval dev questions (one per type) together, ask vs ``hybrid`` search recall@10,
+heuristic mode (``bench/locomo.py --mode ask``, ``bench/lme.py --mode ask``; the grid in the
+closing note of 2026-12-02): probes made of parts of the question, multi-query summed
+relevance, and later finds competing for every place each lost LongMemEval answers that
+search had at ranks 8-10 (LongMemEval 0.90 -> 0.73) for at most +0.01 on LoCoMo.
 
 It stops at the gate, at an answer, or when the budget (cycles, LLM calls, tokens) or the
 deadline runs out, with ``stopped`` saying which; the evidence gathered so far is returned
@@ -72,9 +80,9 @@ DEPTH = 30
 RANK_SCALE = 5.0
 PROBE_WEIGHT = 0.5
 NEIGHBOUR_WEIGHT = 0.3
-# How a memory's relevance from several queries combines: "sum" (multi-query reciprocal
-# rank fusion: found by the question and a probe ranks above either alone) or "max".
-FUSE = "sum"
+# How a memory's relevance from several queries combines: "max", or "sum" (multi-query
+# reciprocal-rank fusion: it reordered the first pass and cost LongMemEval answers).
+FUSE = "max"
 # Evidence whose neighbours (graph, thread) a probe cycle looks up.
 EXPAND = 3
 # The gate looks at this many of the best items.
@@ -83,11 +91,6 @@ GATE_K = 5
 GATE_MARGIN = 0.25
 # Weight of newly covered aspects in the final selection (share of all aspects).
 COVER_WEIGHT = 0.5
-# Each further pick from a thread already picked costs this much relevance (evidence of
-# multi-hop questions is spread over sessions).
-THREAD_REPEAT = 0.0
-# A probe made of the best evidence's own words (pseudo-relevance feedback).
-PRF_WORDS = 0
 # A summary's relevance counts this much in the final selection (a pointer to its members,
 # which a probe cycle brings in, more than evidence itself); its members join the pool at
 # NEIGHBOUR_WEIGHT of it.
@@ -95,10 +98,11 @@ SUMMARY_WEIGHT = 0.5
 # Which later finds (probes, neighbours) may compete for a place: "any", or "gaps" (only
 # those covering an aspect the first pass's top_k left uncovered; the rest count
 # LATE_FACTOR of their relevance).
-ADMIT = "any"
+ADMIT = "gaps"
 LATE_FACTOR = 0.3
-# The first pass's best KEEP stay in the evidence whatever probes find.
-KEEP = 0
+# Heuristic probes made of parts of the question (see ``aspects.probes``): they only
+# reorder what the question finds, and cost more than they gave (module docstring).
+SUBSET_PROBES = False
 # Evidence items shown to the LLM.
 LLM_EVIDENCE = 12
 
@@ -197,8 +201,7 @@ class Asker:
     cycle: int = 0
     margin: float = 0.0
     base: Select[tuple[uuid.UUID]] | None = None
-    # The first pass's order and the aspects its top_k left uncovered.
-    first: list[uuid.UUID] = field(default_factory=list)
+    # The aspects the first pass's top_k left uncovered.
     gaps0: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
@@ -397,26 +400,9 @@ class Asker:
         ranked = [
             (str(f.id), self._weight(f), f.covers)
             for f in sorted(self.pool.values(), key=lambda f: (-self._weight(f), str(f.id)))
-            if f.id not in self.first[:KEEP]
         ]
-        kept: list[tuple[Found, float, list[str]]] = [
-            (self.pool[m], self._weight(self.pool[m]), []) for m in self.first[:KEEP]
-        ]
-        if len(kept) >= k:
-            return [(f, w, list(n)) for f, w, n in kept[:k]]
-        k -= len(kept)
-        picks = aspects.select(
-            ranked,
-            k,
-            weight=COVER_WEIGHT,
-            total=len(self.aspects.labels),
-            groups={str(f.id): f.thread for f in self.pool.values()},
-            repeat=THREAD_REPEAT,
-        )
-        return [
-            *((f, w, list(n)) for f, w, n in kept),
-            *((self.pool[uuid.UUID(key)], gain, new) for key, gain, new in picks),
-        ]
+        picks = aspects.select(ranked, k, weight=COVER_WEIGHT, total=len(self.aspects.labels))
+        return [(self.pool[uuid.UUID(key)], gain, new) for key, gain, new in picks]
 
     def _weight(self, f: Found) -> float:
         """An item's relevance as the selection sees it."""
@@ -572,10 +558,7 @@ async def ask(
         t0 = time.perf_counter()
         found = await a.retrieve([request.question], 1.0)
         reranked = await a.rerank()
-        a.first = [f.id for f in a.best(len(a.pool))]
-        a.gaps0 = frozenset(
-            aspects.missing(a.aspects, [a.pool[m].covers for m in a.first[: request.top_k]])
-        )
+        a.gaps0 = frozenset(aspects.missing(a.aspects, [f.covers for f in a.best(request.top_k)]))
         await a.step(
             "retrieve",
             t0,
@@ -625,9 +608,13 @@ async def probe_cycle(a: Asker, llm_probes: list[str]) -> None:
     t0 = time.perf_counter()
     top = [f for f, _, _ in a.chosen(GATE_K)]
     gaps = aspects.missing(a.aspects, [f.covers for f in top])
-    heur = aspects.probes(a.aspects, a.request.question, gaps, [f.text for f in top[:EXPAND]])
-    if PRF_WORDS and top:
-        heur.append(" ".join(top[0].content.split()[:PRF_WORDS]))
+    heur = aspects.probes(
+        a.aspects,
+        a.request.question,
+        gaps,
+        [f.text for f in top[:EXPAND]],
+        subsets=SUBSET_PROBES,
+    )
     seen = {q.lower() for q in a.queries}
     queries = [q for q in dict.fromkeys([*llm_probes, *heur]) if q.lower() not in seen][:4]
     found = await a.retrieve(queries, PROBE_WEIGHT) if queries else []

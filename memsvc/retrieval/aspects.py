@@ -11,7 +11,7 @@ rest does not. Pure functions, no I/O: unit-tested on their own.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -106,6 +106,7 @@ def probes(
     best: Sequence[str],
     *,
     limit: int = 3,
+    subsets: bool = True,
 ) -> list[str]:
     """Heuristic probe queries for what is still missing.
 
@@ -114,12 +115,15 @@ def probes(
       (who else was there, what it was called);
     - the question's words alone, names dropped (the facts that matter may not repeat the
       name: "she" said it).
+
+    The first and last are parts of the question (``subsets``): they find nothing the
+    question could not, only reorder it.
     """
     qnames = sorted(aspects.names)
     gap_words = [g.split(":", 1)[1] for g in gaps if g.startswith("word:")]
     words = sorted(aspects.words)
     out: list[str] = []
-    if gap_words:
+    if gap_words and subsets:
         out.append(" ".join([*qnames, *gap_words[:PROBE_WORDS]]))
     new_names: list[str] = []
     for text in best:
@@ -128,7 +132,7 @@ def probes(
                 new_names.append(n)
     if new_names:
         out.append(" ".join([*new_names[:3], *words[:PROBE_WORDS]]))
-    if qnames and words:
+    if qnames and words and subsets:
         out.append(" ".join(words[: PROBE_WORDS + 2]))
     seen = {question.strip().lower()}
     unique = []
@@ -146,29 +150,21 @@ def select(
     *,
     weight: float,
     total: int,
-    groups: Mapping[str, Hashable] | None = None,
-    repeat: float = 0.0,
 ) -> list[tuple[str, float, list[str]]]:
     """Choose ``k`` of ``ranked`` (key, relevance, covered labels), greedily: each pick
     maximises relevance plus ``weight`` times the share of the question's ``total`` aspects
-    it covers that the picks before it do not, less ``repeat`` for each earlier pick of the
-    same group (``groups``: key -> thread). Returns (key, gain, newly covered)."""
+    it covers that the picks before it do not. Returns (key, gain, newly covered)."""
     left = list(ranked)
     have: set[str] = set()
-    seen: dict[Hashable, int] = {}
     out: list[tuple[str, float, list[str]]] = []
     while left and len(out) < k:
         best_i, best_gain, best_new = 0, float("-inf"), frozenset[str]()
-        for i, (key, rel, covers) in enumerate(left):
+        for i, (_, rel, covers) in enumerate(left):
             new = covers - have
             gain = rel + weight * len(new) / max(total, 1)
-            if groups is not None and repeat:
-                gain -= repeat * seen.get(groups.get(key), 0)
             if gain > best_gain:
                 best_i, best_gain, best_new = i, gain, new
         key = left.pop(best_i)[0]
         have |= best_new
-        if groups is not None and groups.get(key) is not None:
-            seen[groups[key]] = seen.get(groups[key], 0) + 1
         out.append((key, best_gain, sorted(best_new)))
     return out
