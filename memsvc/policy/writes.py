@@ -126,9 +126,9 @@ async def create_memories(
         )
         if replay is not None:
             return MemoryList.model_validate(replay.body)
-    # The embedding is of the memory itself; the full-text index also gets the preceding
-    # turns of its thread, from the store as well as from this request, so how a client
-    # splits its writes does not change what search finds (``memsvc.store.context``).
+    # The embedding is of the memory itself; the full-text index of a short one also gets
+    # the preceding turns of its thread, from the store as well as from this request, so how
+    # a client splits its writes does not change what search finds (``memsvc.store.context``).
     # Embedding the context too measured no better on LoCoMo and costs ~2x embedder time.
     threads = [
         context.thread_of(
@@ -148,7 +148,12 @@ async def create_memories(
     contexts = context.contexts(threads, [placed_text(m) for m in batch.memories], stored)
     own = [build_index_text(m.content, tags=m.tags, sources=m.sources) for m in batch.memories]
     texts = [
-        build_index_text(m.content, tags=m.tags, sources=m.sources, context=ctx)
+        build_index_text(
+            m.content,
+            tags=m.tags,
+            sources=m.sources,
+            context=ctx if indexing.takes_context(m.content) else (),
+        )
         for m, ctx in zip(batch.memories, contexts, strict=True)
     ]
     # Embed in chunks queued at once: while the model works on chunk i+1 (its own thread),
@@ -277,9 +282,11 @@ async def update_memory(
                 texts=[(memory_id, later)],
                 vectors=vecs,
             )
-        # The turns said before it are unchanged by an edit of the memory itself.
+        # The turns said before it are unchanged by an edit of the memory itself; one edited
+        # past ``CONTEXT_UP_TO`` words drops them (one written long has none to keep).
         _, mark, ctx = edit.index_text.partition(CONTEXT_MARK)
-        index_text += mark + ctx
+        if indexing.takes_context(data.content if data.content is not None else current.content):
+            index_text += mark + ctx
     return await store.update_memory(
         session,
         tenant_id=principal.tenant_id,

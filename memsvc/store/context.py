@@ -2,7 +2,8 @@
 
 A turn is indexed with the turns said just before it in the same thread (``CONTEXT_TURNS``
 of them, see ``memsvc.store.indexing``): an answer ("yes, last Sunday") is only findable by
-the words of the question it answers. The thread of a memory is its ``session_id``; without
+the words of the question it answers. Only a short turn is (``CONTEXT_UP_TO`` words): a long
+message names its own subject. The thread of a memory is its ``session_id``; without
 one, the memories of the same day (``occurred_at``, UTC) and the same user and agent that
 have no session either. The turns before a memory are the thread's latest ones in creation
 order: earlier items of the same request first, then the cube's stored memories. So a

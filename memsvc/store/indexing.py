@@ -27,6 +27,13 @@ def _fmt_date(at: datetime) -> str:
 # locomo_dev 0.677 either way, 0.565 with none).
 CONTEXT_TURNS = 2
 CONTEXT_WORDS = 40
+# Only a memory of at most ``CONTEXT_UP_TO`` words gets that context: a longer message names
+# its own subject, and the turns before it only added words that outranked the answers (long
+# assistant turns taking a user's question). BM25 channel alone, turn recall@10 (bench/lme.py
+# --write session; bench/locomo.py --write turn, fulltext-only config), context for every
+# turn / none / up to 40 / 50 / 60 / 80 words: lme_dev 0.789 / 0.840 / 0.850 / 0.850 / 0.817
+# / 0.817, locomo_dev 0.757 / 0.632 / 0.714 / 0.733 / 0.748 / 0.758.
+CONTEXT_UP_TO = 80
 # Where the session context starts in an index text (erasure cuts turns out after it).
 CONTEXT_MARK = "\n(context: "
 
@@ -55,6 +62,11 @@ def build_index_text(
     if context:
         text += CONTEXT_MARK + " / ".join(context) + ")"
     return text
+
+
+def takes_context(content: str) -> bool:
+    """Whether a memory is indexed with the turns before it (``CONTEXT_UP_TO``)."""
+    return len(content.split()) <= CONTEXT_UP_TO
 
 
 def occurred_at(sources: Sequence[Placed]) -> datetime | None:

@@ -147,6 +147,27 @@ async def test_session_context_finds_answers(service: Service) -> None:
     assert body["results"][1]["memory"]["content"] == "Last Saturday, it was lovely."
 
 
+async def test_a_long_message_is_indexed_without_context(service: Service) -> None:
+    """A message of more than ``CONTEXT_UP_TO`` words names its own subject: the turn before
+    it does not make it a match (a short reply in the same place is one)."""
+    cube = await make_cube(service, "long-ctx")
+    long_reply = " ".join(["Here is a long and general answer about many other things."] * 9)
+
+    def turn(speaker: str, text: str, session: str) -> dict[str, Any]:
+        return {"content": text, "session_id": session, "sources": [{"speaker": speaker}]}
+
+    for session, reply in (("long", long_reply), ("short", "Last Saturday, it was lovely.")):
+        await add(service, cube, turn("Mel", "When did you go to the pottery workshop?", session))
+        await add(service, cube, turn("Caro", reply, session))
+    config = {"vector": None, "fulltext": {"weight": 1, "depth": 10}}
+    body = await search(service, cube, query="pottery workshop", config=config)
+    assert contents(body) == [
+        "When did you go to the pottery workshop?",
+        "When did you go to the pottery workshop?",
+        "Last Saturday, it was lovely.",
+    ]
+
+
 CONVERSATION = [
     ("Mel", "When did you go to the pottery workshop?"),
     ("Caro", "Last Saturday, it was lovely."),
@@ -207,6 +228,22 @@ async def test_an_edit_keeps_the_context_it_was_indexed_with(service: Service) -
     fulltext = {"vector": None, "fulltext": {"weight": 1, "depth": 10}}
     body = await search(service, cube, query="pottery workshop", config=fulltext)
     assert contents(body)[:2] == [first["content"], "Last Saturday, it was lovely and sunny."]
+
+
+async def test_an_edit_past_the_context_limit_drops_the_context(service: Service) -> None:
+    cube = await make_cube(service, "edit-long")
+    first, second = (await add(service, cube, *turns("s1", "2023-05-08")))[:2]
+    long_reply = " ".join(["Last Saturday, it was lovely and sunny all day long."] * 9)
+    resp = await service.client.patch(
+        f"/v1/memories/{second['id']}",
+        json={"content": long_reply, "expected_version": 1},
+        headers=service.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    fulltext = {"vector": None, "fulltext": {"weight": 1, "depth": 10}}
+    body = await search(service, cube, query="pottery workshop", config=fulltext)
+    # The next turns still carry the question in their context; the long reply does not.
+    assert contents(body) == [first["content"], "Did you make anything there?"]
 
 
 def dated(content: str, when: str, **extra: Any) -> dict[str, Any]:
