@@ -58,9 +58,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_retrieval_trace_tenant_id", "retrieval_trace", ["tenant_id"])
-    op.create_index(
-        "ix_retrieval_trace_cube_created", "retrieval_trace", ["cube_id", "created_at"]
-    )
+    op.create_index("ix_retrieval_trace_cube_created", "retrieval_trace", ["cube_id", "created_at"])
     op.create_index("ix_retrieval_trace_expires_at", "retrieval_trace", ["expires_at"])
     op.create_index(
         "ix_retrieval_trace_memory_ids",
