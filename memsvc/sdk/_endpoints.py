@@ -304,7 +304,9 @@ def ask(
     stream: bool,
 ) -> Call[AskResponse]:
     """``POST /v1/cubes/{cube_id}/ask``, as JSON or (``stream``) as server-sent events.
-    Retried like search: it changes no memory (it writes only its own trace). Its read
+    It changes no memory (it writes only its own trace), so a ``heuristic`` ask is retried
+    like search; one that may call the LLM (``auto``, ``llm``) is retried only when it never
+    left this machine, since a repeat would spend the tenant's LLM budget again. Its read
     timeout covers its deadline (the server's cap when the budget names none)."""
     given = {"now": now, "filters": filters, "budget": budget}
     request = AskRequest.model_validate(
@@ -321,7 +323,7 @@ def ask(
         expect(AskResponse),
         body=encode(request),
         headers=headers,
-        retry_safe=True,
+        retry_safe=request.mode == "heuristic",
         min_read=(deadline_ms or MAX_DEADLINE_MS) / 1000 + ASK_SLACK_S,
     )
 

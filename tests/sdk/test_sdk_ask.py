@@ -12,7 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from memsvc.errors import MemsvcError, NotFound, RateLimited, ServerError, ValidationFailed
+from memsvc.errors import (
+    MemsvcError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from memsvc.schemas import AskBudget, AskResponse, SearchFilters, TraceRead, TraceStep
 from memsvc.sdk import AskItem, InvalidResponse, MemoryClient
 from memsvc.sdk._core import EventDecoder, ServerEvent
@@ -97,10 +104,17 @@ def test_the_read_timeout_covers_the_deadline_unless_the_call_sets_one(server: F
     assert server.requests[0].extensions["timeout"]["connect"] == 30
 
 
-def test_ask_is_retried_like_search(client: MemoryClient, server: FakeServer) -> None:
+def test_a_heuristic_ask_is_retried_one_that_may_call_the_llm_is_not(
+    client: MemoryClient, server: FakeServer
+) -> None:
     server.reply(error(503, "unavailable")).json(200, answer_json())
-    assert client.ask(CUBE_ID, "q").cycles == 0
+    assert client.ask(CUBE_ID, "q", mode="heuristic").cycles == 0
     assert len(server.requests) == 2
+    for mode in ("auto", "llm"):
+        server.reply(error(503, "unavailable"))
+        with pytest.raises(ServiceUnavailable):
+            client.ask(CUBE_ID, "q", mode=mode)  # type: ignore[arg-type]
+    assert len(server.requests) == 4  # one each: not sent again
 
 
 def test_bad_arguments_are_refused_before_sending(client: MemoryClient, server: FakeServer) -> None:
