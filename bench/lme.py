@@ -40,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from locomo import _client, dump_candidates, turns_in_rank_order
 
 from memsvc.schemas import (
-    AskResponse,
     ChannelConfig,
     MemoryCreate,
     RetrievalConfig,
@@ -125,15 +124,6 @@ def write(client: MemoryClient, cube: str, items: list[tuple[str, MemoryCreate]]
             client.add_many(cube, plain[i : i + 100])
 
 
-def _evidence_turns(resp: AskResponse, n: int | None = None) -> list[str]:
-    seen: dict[str, None] = {}
-    for e in resp.evidence[:n]:
-        for s in e.memory.sources:
-            if s.external_id:
-                seen.setdefault(s.external_id, None)
-    return list(seen)
-
-
 def run(
     client: MemoryClient,
     data: list[dict[str, Any]],
@@ -177,8 +167,8 @@ def run(
                 )
                 latencies[name].append((time.perf_counter() - t0) * 1000)
                 cycles.append(asked.cycles)
-                turns = _evidence_turns(asked)[:10]
-                sessions5 = {t.split("#")[0] for t in _evidence_turns(asked, 5)}
+                turns = turns_in_rank_order(asked.evidence)[:10]
+                sessions5 = {t.split("#")[0] for t in turns_in_rank_order(asked.evidence[:5])}
             else:
                 resp = client.search(
                     cube.id,

@@ -180,12 +180,7 @@ def ask_turns(
 ) -> tuple[list[str], AskResponse]:
     """The turns of an ask's evidence in order, and the response."""
     resp = client.ask(cube, question, top_k=10, mode=mode)
-    seen: dict[str, None] = {}
-    for e in resp.evidence:
-        for s in e.memory.sources:
-            if s.external_id:
-                seen.setdefault(s.external_id, None)
-    return list(seen), resp
+    return turns_in_rank_order(resp.evidence), resp
 
 
 class AskStats:

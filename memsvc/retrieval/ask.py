@@ -33,12 +33,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.config import AskSettings, Settings
@@ -332,13 +332,7 @@ class Asker:
         pairs = [(s, t) for s, t in links]
         cand = {t if s in rel_of else s: rel_of.get(s, rel_of.get(t, 0.0)) for s, t in pairs}
         if cand:
-            ok = set(
-                (
-                    await self.session.execute(
-                        select(Memory.id).where(Memory.id.in_(list(cand)), in_scope)
-                    )
-                ).scalars()
-            )
+            ok = await self._in_scope(cand)
             found += [(m, r, "graph") for m, r in cand.items() if m in ok]
         for f in items:
             if f.thread is None or f.created_at is None:
@@ -349,29 +343,26 @@ class Asker:
             nxt = await self.session.execute(after.order_by(Memory.created_at).limit(2))
             prv = await self.session.execute(before.order_by(Memory.created_at.desc()).limit(1))
             found += [(m, f.rel, "thread") for m in [*nxt.scalars(), *prv.scalars()]]
-        found += await self._episodes(items, in_scope)
+        found += await self._episodes(items)
         new: list[uuid.UUID] = []
         for mid, rel, how in found:
             new += self._offer(mid, rel * NEIGHBOUR_WEIGHT, how)
         await self._load(new)
         return new
 
-    async def _episodes(
-        self, items: Sequence[Found], in_scope: ColumnElement[bool]
-    ) -> list[tuple[uuid.UUID, float, str]]:
+    async def _in_scope(self, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of ``ids`` the ask may return (its tenant, cube, filters)."""
+        assert self.base is not None
+        stmt = select(Memory.id).where(Memory.id.in_(list(ids)), Memory.id.in_(self.base))
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def _episodes(self, items: Sequence[Found]) -> list[tuple[uuid.UUID, float, str]]:
         """The members of the summaries among ``items`` (what a summary points at)."""
         summary_ids = [f.id for f in items if f.summary]
         if not summary_ids:
             return []
         by_summary = await summaries.members(self.session, summary_ids)
-        ids = {m for ms in by_summary.values() for m in ms}
-        ok = set(
-            (
-                await self.session.execute(
-                    select(Memory.id).where(Memory.id.in_(list(ids)), in_scope)
-                )
-            ).scalars()
-        )
+        ok = await self._in_scope({m for ms in by_summary.values() for m in ms})
         rel_of = {f.id: f.rel for f in items}
         return [
             (m, rel_of[sid], "summary") for sid, ms in by_summary.items() for m in ms if m in ok

@@ -25,6 +25,12 @@ from memsvc.store.db import Database
 from memsvc.store.llm_usage import TenantBudget
 
 
+def _check_top_k(top_k: int, settings: Settings) -> None:
+    limit = settings.limits.max_top_k
+    if top_k > limit:
+        raise ValidationFailed(f"top_k may be at most {limit}", detail={"limit": limit})
+
+
 async def search_cube(
     session: AsyncSession,
     *,
@@ -37,9 +43,7 @@ async def search_cube(
 ) -> SearchResponse:
     """Check limits, resolve the strategy, embed the query and run the search. With ``db``
     a large scope's stale lexicon is refreshed in the background, not by this search."""
-    limit = settings.limits.max_top_k
-    if request.top_k > limit:
-        raise ValidationFailed(f"top_k may be at most {limit}", detail={"limit": limit})
+    _check_top_k(request.top_k, settings)
     name, config = presets.resolve(request.preset, request.config)
     vec = await runtime.embed_one(request.query) if config.vector is not None else None
     return await search(
@@ -68,9 +72,7 @@ def ask_plan(
 ) -> ask.Spend:
     """Check an ask before it runs (a 4xx before any work, or any streamed byte): its mode
     against the configured LLM, its budget against the tenant's caps."""
-    if request.top_k > settings.limits.max_top_k:
-        limit = settings.limits.max_top_k
-        raise ValidationFailed(f"top_k may be at most {limit}", detail={"limit": limit})
+    _check_top_k(request.top_k, settings)
     ask.mode_of(request, llm)
     return ask.spend_for(request.budget, settings.ask, ask.Caps.of(limits))
 

@@ -83,6 +83,10 @@ async def get(
         return None
     if row.tenant_id != tenant_id:
         return None
+    return _read(row)
+
+
+def _read(row: RetrievalTrace) -> TraceRead:
     resp = row.response
     return TraceRead(
         id=row.id,
@@ -110,25 +114,19 @@ async def list_recent(
     tenant_id: uuid.UUID,
 ) -> list[TraceRead]:
     """A cube's latest live traces of ``tenant_id``, newest first (the admin view's list)."""
-    owner = (RetrievalTrace.tenant_id == tenant_id,)
     rows = (
         await session.execute(
-            select(RetrievalTrace.id)
+            select(RetrievalTrace)
             .where(
                 RetrievalTrace.cube_id == cube_id,
                 RetrievalTrace.expires_at > datetime.now(UTC),
-                *owner,
+                RetrievalTrace.tenant_id == tenant_id,
             )
             .order_by(RetrievalTrace.created_at.desc(), RetrievalTrace.id)
             .limit(limit)
         )
     ).scalars()
-    out = []
-    for tid in list(rows):
-        t = await get(session, tid, tenant_id=tenant_id)
-        if t is not None:
-            out.append(t)
-    return out
+    return [_read(row) for row in rows]
 
 
 async def forget_memory(session: AsyncSession, memory_ids: Sequence[uuid.UUID]) -> int:
