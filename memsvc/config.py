@@ -136,6 +136,20 @@ class AskSettings(BaseModel):
     trace_retention_days: float = 14.0
 
 
+class IngestSettings(BaseModel):
+    """``ingest``: conversation messages through a write policy (``memsvc.policy.ingest``)."""
+
+    # The policy of a request that names none in a cube that has none.
+    default_policy: Literal["store_all", "learned", "llm"] = "learned"
+    # A scope's core block (profile) is kept under this many characters: a new line that
+    # would pass it pushes out the oldest lines.
+    core_max_chars: int = 2000
+    # Existing memories a policy sees per message (vector search over the whole cube).
+    neighbours: int = 5
+    # Messages per LLM call of the ``llm`` policy.
+    llm_batch: int = 20
+
+
 class Settings(BaseSettings):
     """All service settings. Tests build their own instead of patching the environment."""
 
@@ -154,6 +168,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     ask: AskSettings = Field(default_factory=AskSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     # Below this many memories a cube is searched exhaustively (exact scores).
     exact_search_threshold: int = 20_000
     # Bulk writes into a cube above it are folded into the HNSW index this many seconds

@@ -21,6 +21,7 @@ from memsvc.api.routes import (
     cubes,
     graph,
     health,
+    ingest,
     jobs,
     memories,
     search,
@@ -123,7 +124,7 @@ def create_app(
     )
     errors.install(app)
     faults.install(app)
-    for module in (health, admin, cubes, memories, search, ask, graph, jobs, transfer):
+    for module in (health, admin, cubes, memories, search, ask, ingest, graph, jobs, transfer):
         app.include_router(module.router)
     app.include_router(build_admin_router())
     mcp_running = mount_mcp(app)

@@ -16,6 +16,7 @@ from memsvc.graph.enrich import enrich_memory
 from memsvc.graph.summarise import Summariser
 from memsvc.jobs.queue import ClaimedJob
 from memsvc.llm import LLM, Usage
+from memsvc.policy import ingest
 from memsvc.store import ann, notes, summaries
 from memsvc.store.db import Database
 from memsvc.store.llm_usage import TenantBudget
@@ -136,10 +137,35 @@ async def run_summarise(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
     return out.as_dict()
 
 
+async def run_ingest(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
+    """A queued ``ingest`` request (``"async": true``), in one tenant transaction."""
+    if job.tenant_id is None:
+        raise ValueError("ingest job has no tenant")
+    if ctx.runtime is None:
+        raise RuntimeError("ingest jobs need the embedder (a worker with models loaded)")
+    if ctx.llm is not None:
+        ctx.usage.budget = TenantBudget(
+            ctx.db,
+            job.tenant_id,
+            calls_per_hour=ctx.settings.llm.budget_calls_per_hour,
+            tokens_per_hour=ctx.settings.llm.budget_tokens_per_hour,
+        )
+    async with ctx.db.tenant_transaction(job.tenant_id) as s:
+        return await ingest.run_queued(
+            s,
+            runtime=ctx.runtime,
+            llm=ctx.llm,
+            settings=ctx.settings,
+            tenant_id=job.tenant_id,
+            payload=job.payload,
+        )
+
+
 def default_handlers() -> dict[str, JobHandler]:
     """The job kinds the service enqueues."""
     return {
         "enrich": JobHandler(run=run_enrich, on_dead=enrich_dead),
         ann.JOB_KIND: JobHandler(run=run_ann_index),
         summaries.JOB_KIND: JobHandler(run=run_summarise, needs_runtime=True),
+        ingest.JOB_KIND: JobHandler(run=run_ingest, needs_runtime=True),
     }

@@ -6,9 +6,11 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.config import LimitSettings
@@ -109,12 +111,19 @@ async def create_memories(
     idempotency_key: str | None,
     max_attempts: int = 5,
     fold_delay_s: float = 10.0,
+    change: Change | None = None,
+    source_ids: Sequence[Sequence[uuid.UUID]] | None = None,
+    known: Mapping[int, np.ndarray] | None = None,
 ) -> MemoryList:
     """Create a batch atomically; a retried Idempotency-Key replays the first answer.
 
     In a cube promoted to the HNSW index, a bulk batch (``ann.DEFER_FROM`` or more) is
     written unflagged and folded into the index by a job ``fold_delay_s`` later; smaller
-    ones go into the index as they are written (see ``memsvc.store.ann``)."""
+    ones go into the index as they are written (see ``memsvc.store.ann``).
+
+    ``ingest`` (``memsvc.policy.ingest``) passes its ``change`` (policy and model), the ids
+    of the sources it stored already (per memory, in ``sources`` order) and the embeddings
+    it computed already (``known``, by batch index: the memory's own index text)."""
     check_limits(batch, limits)
     cube = await cubes.require(session, tenant_id=principal.tenant_id, cube_id=cube_id)
     if idempotency_key is not None:
@@ -164,7 +173,13 @@ async def create_memories(
     now = datetime.now(UTC)
     by_length = sorted(range(len(own)), key=lambda i: -len(own[i]))
     chunks = [by_length[i : i + EMBED_CHUNK] for i in range(0, len(own), EMBED_CHUNK)]
+    known = known or {}
+    chunks = [[i for i in c if i not in known] for c in chunks]
+    chunks = [c for c in chunks if c]
     pending = [asyncio.ensure_future(runtime.embed([own[i] for i in c])) for c in chunks]
+    if known:
+        chunks.append(list(known))
+        pending.insert(len(chunks) - 1, asyncio.ensure_future(_ready([known[i] for i in known])))
     # Long memories' later passages, embedded after the memories themselves.
     later = [indexing.passages(m.content, (s.speaker for s in m.sources)) for m in batch.memories]
     flat = [p for ps in later for p in ps]
@@ -181,6 +196,7 @@ async def create_memories(
                     index_text=texts[i],
                     embedding=v,
                     created_at=now + timedelta(microseconds=i),
+                    source_ids=None if source_ids is None else source_ids[i],
                 )
                 for i, v in zip(chunk, vectors, strict=True)
             ]
@@ -189,7 +205,8 @@ async def create_memories(
                 tenant_id=principal.tenant_id,
                 cube_id=cube_id,
                 items=items,
-                change=Change(actor=principal.actor, change_kind="create", policy="explicit"),
+                change=change
+                or Change(actor=principal.actor, change_kind="create", policy="explicit"),
                 embedding_model=runtime.embedder.model_name,
                 max_attempts=max_attempts,
                 enqueue_enrichment=batch.enrich,
@@ -224,6 +241,10 @@ async def create_memories(
     return result
 
 
+async def _ready(vectors: list[np.ndarray]) -> list[np.ndarray]:
+    return vectors
+
+
 def check_merged(current: MemoryRead, data: MemoryUpdate) -> None:
     """The memory an edit writes (its fields over the locked latest version) passes the
     same ``check_memory`` as a created one; else 422."""
@@ -245,6 +266,7 @@ async def update_memory(
     principal: Principal,
     memory_id: uuid.UUID,
     data: MemoryUpdate,
+    change: Change | None = None,
 ) -> MemoryRead:
     """Apply a change as a new version, rebased over the system's versions since the one it
     expected (else 409, see ``memsvc.store.edits``); re-embed when what it is indexed by changed.
@@ -292,7 +314,7 @@ async def update_memory(
         tenant_id=principal.tenant_id,
         memory_id=memory_id,
         data=data,
-        change=Change(actor=principal.actor, change_kind="update", reason=data.reason),
+        change=change or Change(actor=principal.actor, change_kind="update", reason=data.reason),
         version=current.version,
         rebased_over=edit.rebased_over,
         index_text=index_text,

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from memsvc.schemas.common import INT32_MAX, JSONObject, Page, ReadModel, Timestamp, WireModel
+from memsvc.schemas.decisions import DecisionRead
 
 Layer = Literal["core", "semantic", "episodic"]
 Status = Literal["active", "deleted"]
@@ -239,6 +240,9 @@ class VersionProvenance(ReadModel):
     # On a summary's versions: exactly the memories (and versions) it summarises, in time
     # order; empty on every other memory.
     summarises: list[SummaryMember] = Field(default_factory=list)
+    # On versions a write policy produced (``ingest``): the decisions behind it, one per
+    # message it came from.
+    decisions: list[DecisionRead] = Field(default_factory=list)
 
 
 class ProvenanceRead(ReadModel):

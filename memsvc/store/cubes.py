@@ -22,6 +22,7 @@ def _read(cube: Cube, count: int) -> CubeRead:
         description=cube.description,
         metadata=cube.metadata_,
         memory_count=count,
+        write_policy=cube.write_policy,
         created_at=cube.created_at,
         updated_at=cube.updated_at,
     )
@@ -54,7 +55,11 @@ async def _load(session: AsyncSession, tenant_id: uuid.UUID, cube_id: uuid.UUID)
 async def create(session: AsyncSession, *, tenant_id: uuid.UUID, data: CubeCreate) -> CubeRead:
     """A new cube; names are unique within a tenant (409)."""
     cube = Cube(
-        tenant_id=tenant_id, name=data.name, description=data.description, metadata_=data.metadata
+        tenant_id=tenant_id,
+        name=data.name,
+        description=data.description,
+        metadata_=data.metadata,
+        write_policy=data.write_policy,
     )
     session.add(cube)
     try:
@@ -74,12 +79,16 @@ class CubeRef:
     name: str
     # Its memories go into the HNSW index as they are written (``memsvc.store.ann``).
     ann_indexed: bool = False
+    # Its default write policy (``ingest``); None: the service's.
+    write_policy: str | None = None
 
 
 async def require(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> CubeRef:
     """The caller's live cube or 404 — cheap enough for every write and search."""
     cube = await _load(session, tenant_id, cube_id)
-    return CubeRef(id=cube.id, name=cube.name, ann_indexed=cube.ann_indexed)
+    return CubeRef(
+        id=cube.id, name=cube.name, ann_indexed=cube.ann_indexed, write_policy=cube.write_policy
+    )
 
 
 async def get(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> CubeRead:
@@ -111,6 +120,8 @@ async def update(
         cube.description = data.description
     if data.metadata is not None:
         cube.metadata_ = data.metadata
+    if "write_policy" in data.model_fields_set:
+        cube.write_policy = data.write_policy
     cube.updated_at = func.now()
     try:
         async with session.begin_nested():

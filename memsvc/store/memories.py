@@ -46,6 +46,9 @@ class NewMemory:
     embedding: np.ndarray
     # When it was learned; default: the batch's time plus its position in the batch.
     created_at: datetime | None = None
+    # Ids for ``data.sources`` that are stored already (``ingest`` stores every message as
+    # a source before its policy decides): linked, not inserted again.
+    source_ids: Sequence[uuid.UUID] | None = None
 
 
 def to_read(mem: Memory, sources: Sequence[SourceRead] = ()) -> MemoryRead:
@@ -115,8 +118,9 @@ async def create_many(
             )
         )
         sources: list[SourceRead] = []
-        for s in d.sources:
-            sid = uuid.uuid4()
+        stored = item.source_ids
+        for j, s in enumerate(d.sources):
+            sid = uuid.uuid4() if stored is None else stored[j]
             src_row = {
                 **s.model_dump(exclude={"metadata"}),
                 "id": sid,
@@ -124,7 +128,8 @@ async def create_many(
                 "cube_id": cube_id,
                 "metadata_": s.metadata,
             }
-            src_rows.append(src_row)
+            if stored is None:
+                src_rows.append(src_row)
             link_rows.append(
                 {"memory_id": mid, "version": 1, "source_id": sid, "tenant_id": tenant_id}
             )
@@ -137,6 +142,7 @@ async def create_many(
     await session.execute(insert(core_table(MemoryVersion)), _columns(ver_rows))
     if src_rows:
         await session.execute(insert(core_table(Source)), _columns(src_rows))
+    if link_rows:
         await session.execute(insert(core_table(MemorySource)), link_rows)
     if enqueue_enrichment:
         await enqueue_many(

@@ -140,6 +140,8 @@ class Cube(Base):
     # Whether the cube's memories go into the HNSW index (large cubes only; see
     # ``memsvc.store.ann``). Set once by the promotion job, never cleared.
     ann_indexed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The write policy ``ingest`` uses when a request names none (NULL: ``learned``).
+    write_policy: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
     __table_args__ = (
@@ -484,3 +486,81 @@ class RevokedSession(Base):
     __tablename__ = "revoked_session"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class WriteDecision(Base):
+    """What a write policy decided for one ingested message (``memsvc.policy.ingest``), and
+    the memory version it produced; ``reward`` is filled in by training."""
+
+    __tablename__ = "write_decision"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cube.id", ondelete="CASCADE"))
+    ingest_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    message_index: Mapped[int] = mapped_column(Integer)
+    source_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("source.id", ondelete="CASCADE"), index=True
+    )
+    policy: Mapped[str] = mapped_column(String(100))
+    policy_version: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[str] = mapped_column(String(10))
+    layer: Mapped[str | None] = mapped_column(String(20))
+    memory_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    memory_version: Mapped[int | None] = mapped_column(Integer)
+    target_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    score: Mapped[float | None] = mapped_column(Float)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    reward: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        CheckConstraint(
+            "operation IN ('insert', 'update', 'merge', 'delete', 'skip')", name="operation"
+        ),
+        Index("ix_write_decision_cube_id", "cube_id", "id"),
+        Index("ix_write_decision_memory", "memory_id", "memory_version"),
+    )
+
+
+class WritePolicyVersion(Base):
+    """A trained version of a write policy, as data (JSON: loading it executes nothing),
+    with its metrics; at most one version per (tenant, name) is active."""
+
+    __tablename__ = "write_policy"
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    model: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    training: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    created_by: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = _now()
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", "version", name="uq_write_policy_version"),
+        Index(
+            "uq_write_policy_active",
+            "tenant_id",
+            "name",
+            unique=True,
+            postgresql_where=text("active"),
+        ),
+    )
+
+
+class Feedback(Base):
+    """A reward signal an agent reported on a memory (``used``, ``wrong``...)."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cube.id", ondelete="CASCADE"))
+    memory_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memory.id", ondelete="CASCADE"), index=True
+    )
+    trace_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    signal: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = _now()

@@ -27,9 +27,10 @@ from memsvc.schemas import (
     SummaryMember,
     VersionProvenance,
 )
+from memsvc.schemas.decisions import DecisionRead
 from memsvc.store import summaries
 from memsvc.store.filters import the_memory
-from memsvc.store.models import Memory, MemorySource, MemoryVersion, Source
+from memsvc.store.models import Memory, MemorySource, MemoryVersion, Source, WriteDecision
 from memsvc.store.pagination import fetch_page
 
 # Columns copied from the current state into each version row.
@@ -185,6 +186,15 @@ async def provenance(
     for n, src in src_rows:
         by_version[n].append(SourceRead.model_validate(src))
     covers = await summaries.summarises(session, summary_id=memory_id)
+    decided: dict[int, list[DecisionRead]] = defaultdict(list)
+    for d in (
+        await session.execute(
+            select(WriteDecision)
+            .where(WriteDecision.memory_id == memory_id, WriteDecision.tenant_id == tenant_id)
+            .order_by(WriteDecision.id)
+        )
+    ).scalars():
+        decided[int(d.memory_version or 0)].append(DecisionRead.model_validate(d))
     return ProvenanceRead(
         memory_id=memory_id,
         versions=[
@@ -195,6 +205,7 @@ async def provenance(
                         SummaryMember(memory_id=mid, version=mv)
                         for mid, mv in covers.get(v.version, [])
                     ],
+                    "decisions": decided.get(v.version, []),
                 }
             )
             for v in vers
