@@ -75,8 +75,12 @@ def clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     tail = limit // 5
-    cut = len(text) - (limit - tail)
-    return f"{text[: limit - tail].rstrip()} [... {cut} characters cut ...] {text[-tail:].lstrip()}"
+    head, end = text[: limit - tail], text[-tail:]
+    # Whole words at the cut, where the text has spaces to cut at.
+    head = head.rsplit(None, 1)[0] if " " in head.strip() else head
+    end = end.split(None, 1)[-1] if " " in end.strip() else end
+    cut = len(text) - len(head) - len(end)
+    return f"{head.rstrip()} [... {cut} characters cut ...] {end.lstrip()}"
 
 
 # -- the prompt: context ------------------------------------------------------------------
