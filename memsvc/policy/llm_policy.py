@@ -7,10 +7,12 @@ memory and the scope's core block, and answers with Mem-alpha's tool vocabulary
 (``prompts/ingest_decide.v1.md.j2``)::
 
     {"operations": [
-      {"op": "memory_insert", "message": [0, 1], "layer": "episodic", "content": "...", "reason": "..."},
-      {"op": "memory_update", "message": 2, "layer": "semantic", "memory_id": "m3", "content": "..."},
-      {"op": "memory_delete", "message": 3, "layer": "semantic", "memory_id": "m1"},
-      {"op": "merge", "message": 4, "memory_id": "m2", "content": "..."},
+      {"op": "memory_insert", "message": [0, 1], "layer": "episodic", "content": "...",
+       "reason": "..."},
+      {"op": "memory_update", "message": 2, "layer": "semantic", "memory_id": "m3",
+       "content": "..."},
+      {"op": "memory_delete", "message": 3, "layer": "semantic", "memory_id": "m4"},
+      {"op": "merge", "message": 4, "memory_id": "m1", "content": "..."},
       {"op": "skip", "message": [5, 6], "reason": "small talk"}]}
 
 Each operation names the messages it comes from; every message must be named exactly once
@@ -276,11 +278,17 @@ INGEST_DECIDE = _OpsPrompt(
         ],
         memories=[
             MemoryView(
-                id="m1", layer="semantic", kind="fact", date="2023-01-10",
+                id="m1",
+                layer="semantic",
+                kind="fact",
+                date="2023-01-10",
                 text="Caroline lives in Berlin.",
             ),
             MemoryView(
-                id="m2", layer="episodic", kind="event", date="2023-05-01",
+                id="m2",
+                layer="episodic",
+                kind="event",
+                date="2023-05-01",
                 text="Caroline told Melanie she is packing for a move.",
             ),
         ],
@@ -324,7 +332,7 @@ def _layer_of(op: Op, memory: Neighbour | None) -> PolicyLayer | None:
     if op.layer is not None:
         return op.layer
     if memory is not None and memory.layer in LAYERS:
-        return memory.layer  # type: ignore[return-value]
+        return memory.layer
     return None
 
 

@@ -184,7 +184,8 @@ async def test_large_batches_are_chunked_into_bounded_calls(
     sizes = [len(re.findall(r"^\[\d+\] ", p, re.M)) for p in script.prompts]
     assert sizes == [20, 20, 5]
     # Only the first chunk is offered the thread's last memory as a merge target.
-    assert ["(the last memory written from this conversation)" in p for p in script.prompts] == [True, False, False]
+    marked = ["(the last memory written from this conversation)" in p for p in script.prompts]
+    assert marked == [True, False, False]
     assert await LLMPolicy(llm).decide(Batch(situations=[])) == []
     assert len(script.prompts) == 3
 
@@ -341,7 +342,10 @@ async def test_long_texts_are_clipped_and_memories_capped(
     script, llm = provider(lambda prompt, n: ops({"op": "skip", "message": 0}))
     await LLMPolicy(llm, max_memories=5).decide(Batch(situations=sits))
     prompt = script.prompts[0]
-    assert re.search(r"Caroline said blah.* blah \[\.\.\. 8\d\d\d characters cut \.\.\.\] blah .*blah THE END\n", prompt)
+    cut = (
+        r"Caroline said blah.* blah \[\.\.\. 8\d\d\d characters cut \.\.\.\] blah .*blah THE END\n"
+    )
+    assert re.search(cut, prompt)
     shown = re.search(r'\[0\] [^\n]*\n"""\n(.*?)\n"""', prompt, re.S)
     assert shown and len(shown.group(1)) < MAX_MESSAGE_CHARS + 40
     assert re.findall(r"^\[(m\d+)\]", prompt, re.M) == ["m1", "m2", "m3", "m4", "m5", "m6"]
