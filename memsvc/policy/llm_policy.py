@@ -392,7 +392,9 @@ def plan(response: IngestDecideResponse, view: _View) -> list[Decision]:
     texts = {s.message.index: s.message.content for s in view.situations}
     covered: dict[int, Decision] = {}
     changed: set[str] = set()
-    for k, op in enumerate(response.operations):
+    # Operations that name their messages first: the others are attributed to what is left.
+    numbered = sorted(enumerate(response.operations), key=lambda ko: ko[1].message is None)
+    for k, op in numbered:
         where = f"operations[{k}]"
         memory = _check_op(op, view, where, changed)
         if op.message is None:

@@ -303,6 +303,24 @@ async def test_mem_alpha_function_calls_are_decisions(
     assert [d.features["tool_form"] for d in decisions] == [1.0] * 3
 
 
+async def test_calls_naming_their_message_are_placed_before_the_rest_are_attributed(
+    provider: Callable[[Reply], tuple[Script, LiteLLM]],
+) -> None:
+    # The first call would be attributed to message 1 (Lisbon) were it placed first.
+    lisbon = {"name": "memory_insert", "arguments": {"memory_type": "episodic",
+              "content": "Caroline lives in Lisbon, Max too."}}  # fmt: skip
+    named = {"name": "memory_insert", "arguments": {"memory_type": "semantic", "message": 1,
+             "content": "Caroline lives in Lisbon now."}}  # fmt: skip
+    script, llm = provider(lambda prompt, n: tool_call_text([lisbon, named]))
+    decisions = await LLMPolicy(llm).decide(batch(DOG_TEXTS))
+    assert [(d.operation, d.layer, d.content) for d in decisions] == [
+        ("skip", None, None),
+        ("insert", "semantic", "Caroline lives in Lisbon now."),
+        ("insert", "episodic", "Caroline lives in Lisbon, Max too."),
+    ]
+    assert len(script.prompts) == 1
+
+
 async def test_more_function_calls_than_messages_is_invalid(
     provider: Callable[[Reply], tuple[Script, LiteLLM]],
 ) -> None:
