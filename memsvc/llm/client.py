@@ -22,6 +22,7 @@ Calls and tokens are counted in Prometheus and in the caller's :class:`Usage` (o
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Callable
@@ -139,6 +140,28 @@ def is_transient(exc: BaseException) -> bool:
     return any(n in type(exc).__name__ for n in _TRANSIENT_NAMES)
 
 
+def reply_text(message: Any) -> str:
+    """The reply's text; function calls (``tool_calls``) as ``{"tool_calls": [...]}`` JSON.
+
+    Models served with tool calling (a Mem-alpha checkpoint behind vLLM) answer in
+    ``tool_calls`` and leave ``content`` empty; the prompt's response model parses them.
+    """
+    calls = getattr(message, "tool_calls", None) or []
+    if not calls:
+        return str(getattr(message, "content", None) or "")
+    return json.dumps(
+        {
+            "tool_calls": [
+                {
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
+                for c in calls
+            ]
+        }
+    )
+
+
 class Breaker:
     """Consecutive provider failures open it for ``cooldown_s``; a success closes it."""
 
@@ -234,7 +257,7 @@ class LiteLLM:
                 await asyncio.sleep(self._delay(n))
                 continue
             self.breaker.success()
-            content = resp.choices[0].message.content or ""
+            content = reply_text(resp.choices[0].message)
             u = getattr(resp, "usage", None)
             pt = int(getattr(u, "prompt_tokens", 0) or 0)
             ct = int(getattr(u, "completion_tokens", 0) or 0)

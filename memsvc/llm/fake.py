@@ -7,6 +7,7 @@ Tests and benchmarks use it to drive LLM mode deterministically: every call goes
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ litellm = import_litellm()
 Script = Callable[[list[dict[str, Any]]], str]
 
 HANG = "\x00memsvc-fake:hang"
+# A reply starting with this, followed by a JSON list of OpenAI ``tool_calls``, answers
+# with those function calls and no text (as a model served with tool calling does).
+TOOL_CALLS = "\x00memsvc-fake:tool_calls:"
 
 
 def server_error(status: int = 503) -> Exception:
@@ -63,9 +67,13 @@ class ScriptedLLM(CustomLLM):
             await asyncio.sleep(3600)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in msgs)
         completion_tokens = len(reply.split())
+        message: dict[str, Any] = {"role": "assistant", "content": reply}
+        if reply.startswith(TOOL_CALLS):
+            calls = json.loads(reply[len(TOOL_CALLS) :])
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
         return litellm.ModelResponse(
             model=model,
-            choices=[{"message": {"role": "assistant", "content": reply}}],
+            choices=[{"message": message}],
             usage={
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,

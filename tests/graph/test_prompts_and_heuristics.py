@@ -9,6 +9,7 @@ from jinja2 import UndefinedError
 from pydantic import ValidationError
 
 import memsvc.graph.prompts as gp
+import memsvc.policy.llm_policy as lp
 import memsvc.retrieval.ask_prompts as ap
 from memsvc.graph import heuristics
 from memsvc.llm import PROMPTS_DIR, REGISTRY, render
@@ -22,6 +23,7 @@ def test_every_prompt_file_has_a_spec_and_renders() -> None:
         "link_decide.v1.md.j2",
         "ask_answer.v1.md.j2",
         "summarise_window.v1.md.j2",
+        "ingest_decide.v1.md.j2",
     } <= set(files)
     # Every file but the repair prompt has a typed spec, and every spec a file.
     assert sorted(p.filename for p in REGISTRY.values()) == [
@@ -35,6 +37,7 @@ def test_every_prompt_file_has_a_spec_and_renders() -> None:
             assert f'"{field}"' in text  # the prompt names every response key
     assert "Caroline lives in Berlin." in render(gp.LINK_DECIDE, gp.LINK_DECIDE.example)
     assert "[2] (7 May 2023)" in render(ap.ASK_ANSWER, ap.ASK_ANSWER.example)
+    assert "[m1] semantic/fact (2023-01-10)" in render(lp.INGEST_DECIDE, lp.INGEST_DECIDE.example)
     window = render(gp.SUMMARISE_WINDOW, gp.SUMMARISE_WINDOW.example)
     assert "[1] (8 May 2023) Caroline: I adopted a golden retriever, Max!" in window
     repair = render_repair(gp.ENRICH_NOTE, "Sure! tea", "the reply contains no JSON object")
