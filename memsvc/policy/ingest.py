@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,10 +34,11 @@ from memsvc.config import Settings
 from memsvc.errors import PayloadTooLarge
 from memsvc.llm import LLM, LLMError, Usage
 from memsvc.policy import learned, policies, writes
-from memsvc.policy.decide import Batch, Decision, Message, Neighbour, Situation
+from memsvc.policy.decide import Batch, Decision, Message, Neighbour, PolicyLayer, Situation
 from memsvc.runtime import ModelRuntime
 from memsvc.schemas import MemoryBatchCreate, MemoryCreate, MemoryRead, MemoryUpdate
-from memsvc.schemas.ingest import DecisionRead, IngestAccepted, IngestRequest, IngestResponse
+from memsvc.schemas.decisions import DecisionRead
+from memsvc.schemas.ingest import IngestAccepted, IngestRequest, IngestResponse
 from memsvc.schemas.memories import SourceCreate
 from memsvc.store import cubes, idempotency
 from memsvc.store import ingest as store
@@ -89,11 +90,14 @@ class _Group:
 
     messages: list[int]
     content: list[str]
-    layer: str
+    layer: PolicyLayer
     target: uuid.UUID | None = None
     valid_from: datetime | None = None
     delete: bool = False
     reasons: list[str] = field(default_factory=list)
+    # The policy wrote the group's whole text on its first message (an LLM's rewrite):
+    # messages merged into it add their sources, not their words again.
+    rewritten: bool = False
 
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -101,6 +105,16 @@ _WORD = re.compile(r"[a-z0-9']+")
 
 def _words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
+
+
+def rewrite_core(current: str, block: str, cap: int) -> str | None:
+    """The core block replaced by ``block`` (None: the same), its lines kept, the newest
+    ones when it is over ``cap`` characters."""
+    lines = [" ".join(ln.split()) for ln in block.splitlines() if ln.strip()]
+    while len("\n".join(lines)) > cap and len(lines) > 1:
+        lines.pop(0)
+    text = "\n".join(lines)[:cap]
+    return None if not text or text == current else text
 
 
 def fold_core(current: str, line: str, cap: int) -> str | None:
@@ -148,10 +162,14 @@ def _neighbour(mem: Any, similarity: float) -> Neighbour:
     )
 
 
+def _layer_of(mem: Any) -> PolicyLayer:
+    return cast(PolicyLayer, mem.layer)
+
+
 def _joined(g: _Group, messages: Sequence[Message]) -> str:
     """A memory's content from its messages: one line each, named by speaker when more
     than one spoke."""
-    if len({messages[i].speaker for i in g.messages}) <= 1:
+    if g.rewritten or len({messages[i].speaker for i in g.messages}) <= 1:
         return "\n".join(g.content)
     return "\n".join(
         f"{messages[i].speaker}: {t}" for i, t in zip(g.messages, g.content, strict=True)
@@ -256,7 +274,7 @@ async def ingest(
     decided: dict[int, Decision] = {}
     warnings: list[str] = []
     for sid, idxs in threads.items():
-        last, held, count = tails.get(sid, (None, 0, 0))
+        last, held, count = tails[sid] if sid is not None else (None, 0, 0)
         situations = [
             Situation(
                 message=messages[i],
@@ -406,7 +424,7 @@ async def _apply(
     new: list[_Group] = []
     group_of: dict[int, _Group] = {}
     stored: dict[uuid.UUID, _Group] = {}
-    core_lines: list[tuple[int, str]] = []
+    core_lines: list[tuple[int, str, bool]] = []
     for m in messages:
         i, d = m.index, decided[m.index]
         text = (d.content or m.content).strip() or m.content
@@ -415,22 +433,24 @@ async def _apply(
             joined = group_of.get(d.target_message) if d.target_message is not None else None
             if joined is not None and joined.target is None and not joined.delete:
                 joined.messages.append(i)
-                joined.content.append(text)
+                if not joined.rewritten:
+                    joined.content.append(m.content)
                 group_of[i] = joined
                 out.layer[i] = joined.layer
                 continue
             if d.target_id is not None and live(d.target_id):
                 g = stored.setdefault(
-                    d.target_id, _Group([], [], targets[d.target_id].layer, target=d.target_id)
+                    d.target_id, _Group([], [], _layer_of(targets[d.target_id]), target=d.target_id)
                 )
                 g.messages.append(i)
-                g.content.append(text)
+                g.content.append(m.content)
                 g.reasons.append("merge")
                 group_of[i] = g
                 continue
             redo(i, "insert", "nothing to merge into: inserted")
             op = "insert"
-        if op in ("update", "delete") and not live(d.target_id):
+        core_rewrite = op == "update" and d.layer == "core" and d.target_id is None
+        if op in ("update", "delete") and not core_rewrite and not live(d.target_id):
             redo(i, "insert" if op == "update" else "skip", f"{op} target not found")
             op = "insert" if op == "update" else "skip"
         if op == "skip":
@@ -438,27 +458,28 @@ async def _apply(
         if op == "delete":
             assert d.target_id is not None
             g = stored.setdefault(
-                d.target_id, _Group([], [], targets[d.target_id].layer, target=d.target_id)
+                d.target_id, _Group([], [], _layer_of(targets[d.target_id]), target=d.target_id)
             )
             g.delete = True
             g.messages.append(i)
             continue
         layer = d.layer or "episodic"
         if layer == "core":
-            core_lines.append((i, text))
+            # An update of the core layer that names no memory rewrites the whole block.
+            core_lines.append((i, text, op == "update" and d.target_id is None))
             out.layer[i] = "core"
             continue
         if op == "update":
             assert d.target_id is not None
             g = stored.setdefault(
-                d.target_id, _Group([], [], targets[d.target_id].layer, target=d.target_id)
+                d.target_id, _Group([], [], _layer_of(targets[d.target_id]), target=d.target_id)
             )
             g.content = [text]  # the changed fact replaces the old statement
             g.messages.append(i)
             g.valid_from = m.timestamp
             group_of[i] = g
             continue
-        g = _Group([i], [text], layer)
+        g = _Group([i], [text], layer, rewritten=text != m.content.strip())
         new.append(g)
         group_of[i] = g
 
@@ -469,7 +490,7 @@ async def _apply(
                 MemoryCreate(
                     content=_joined(g, messages),
                     kind=KIND_OF_LAYER.get(g.layer, "fact"),
-                    layer=g.layer,  # type: ignore[arg-type]
+                    layer=g.layer,
                     user_id=body.user_id,
                     agent_id=body.agent_id,
                     session_id=messages[g.messages[0]].session_id,
@@ -577,7 +598,7 @@ async def _write_core(
     principal: Principal,
     cube: CubeRef,
     body: IngestRequest,
-    lines: Sequence[tuple[int, str]],
+    lines: Sequence[tuple[int, str, bool]],
     srcs: Sequence[SourceCreate],
     source_ids: Sequence[uuid.UUID],
     policy: str,
@@ -591,8 +612,8 @@ async def _write_core(
     )
     text = row.content if row is not None else ""
     used: list[int] = []
-    for i, line in lines:
-        folded = fold_core(text, line, cap)
+    for i, line, rewrite in lines:
+        folded = rewrite_core(text, line, cap) if rewrite else fold_core(text, line, cap)
         if folded is None:
             out.operation[i] = "skip"
             out.reason[i] = "core: already in the core block"
@@ -604,7 +625,7 @@ async def _write_core(
     change = Change(
         actor=principal.actor,
         change_kind="update" if row is not None else "create",
-        reason="core block: " + "; ".join(line for _, line in lines)[:1000],
+        reason="core block: " + "; ".join(line for _, line, _ in lines)[:1000],
         policy=policy,
     )
     if row is None:
@@ -665,6 +686,7 @@ async def enqueue(
     session: AsyncSession,
     *,
     settings: Settings,
+    llm: LLM | None,
     principal: Principal,
     cube: CubeRef,
     body: IngestRequest,
@@ -682,7 +704,7 @@ async def enqueue(
         )
         if replay is not None:
             return IngestAccepted.model_validate(replay.body)
-    if policy_name(body, cube, settings) == "llm" and not settings.llm.model:
+    if policy_name(body, cube, settings) == "llm" and llm is None:
         await policies.resolve(
             session, name="llm", tenant_id=principal.tenant_id, llm=None, settings=settings.ingest
         )

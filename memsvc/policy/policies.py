@@ -83,7 +83,7 @@ async def resolve(
                 code="llm_not_configured",
                 detail={"field": "policy"},
             )
-        return Chosen(LLMPolicy(llm, usage=usage, batch_size=settings.llm_batch), "package")
+        return Chosen(LLMPolicy(llm, usage=usage, chunk_size=settings.llm_batch), "package")
     raise ValidationFailed(f"unknown policy {name!r}", code="unknown_policy")
 
 

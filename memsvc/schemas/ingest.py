@@ -80,7 +80,10 @@ class IngestAccepted(ReadModel):
 class DecisionFilters(WireModel):
     operation: Operation | None = None
     ingest_id: uuid.UUID | None = None
+    # Decisions that produced a version of this memory or acted on it.
     memory_id: uuid.UUID | None = None
+    cursor: str | None = Field(default=None, max_length=500)
+    limit: int = Field(default=100, ge=1, le=1000)
 
 
 DecisionPage = Page[DecisionRead]

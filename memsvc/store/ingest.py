@@ -12,7 +12,8 @@ import numpy as np
 from sqlalchemy import Select, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from memsvc.schemas.ingest import DecisionFilters, DecisionPage, DecisionRead
+from memsvc.schemas.decisions import DecisionRead
+from memsvc.schemas.ingest import DecisionFilters, DecisionPage
 from memsvc.schemas.memories import SUMMARY_KIND
 from memsvc.store import ann
 from memsvc.store.models import (
@@ -53,6 +54,13 @@ async def link_sources(
                 for s in dict.fromkeys(source_ids)
             ],
         )
+
+
+def _snapshot(session: AsyncSession, mem: Memory) -> Memory:
+    """A row as read, detached: the writes that follow (``UPDATE ... RETURNING``) must not
+    meet it in the session's identity map and return its stale state."""
+    session.expunge(mem)
+    return mem
 
 
 def _live(tenant_id: uuid.UUID, cube_id: uuid.UUID) -> Select[Any]:
@@ -130,7 +138,7 @@ async def memories_by_id(
     rows = await session.execute(
         select(Memory).where(Memory.tenant_id == tenant_id, Memory.id.in_(list(set(ids))))
     )
-    return {m.id: m for m in rows.scalars()}
+    return {m.id: _snapshot(session, m) for m in rows.scalars()}
 
 
 async def thread_tail(
@@ -158,6 +166,8 @@ async def thread_tail(
         )
     ).scalar_one_or_none()
     count = (await session.execute(select(func.count()).where(*in_session))).scalar_one()
+    if last is not None:
+        _snapshot(session, last)
     if last is None:
         return None, 0, int(count)
     held = (
@@ -208,7 +218,8 @@ async def core_block(
         .order_by(Memory.created_at, Memory.id)
         .limit(1)
     )
-    return row.scalar_one_or_none()
+    mem = row.scalar_one_or_none()
+    return None if mem is None else _snapshot(session, mem)
 
 
 async def core_blocks(

@@ -42,7 +42,6 @@ from memsvc.store import memories as memstore
 from memsvc.store import policies as policy_store
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
-Limit = Annotated[int, Query(ge=1, le=1000)]
 Name = Annotated[PolicyName, Path()]
 Owner = Annotated[str | None, Query(min_length=1, max_length=200)]
 
@@ -68,6 +67,7 @@ async def ingest_messages(
         accepted = await ingest.enqueue(
             session,
             settings=state.settings,
+            llm=state.llm,
             principal=principal,
             cube=cube,
             body=body,
@@ -120,8 +120,6 @@ async def list_decisions(
     principal: PrincipalDep,
     session: SessionDep,
     filters: Annotated[DecisionFilters, Query()],
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Limit = 100,
 ) -> DecisionPage:
     """What the write policies decided for the cube's ingested messages, oldest first."""
     return await store.decisions(
@@ -129,8 +127,8 @@ async def list_decisions(
         tenant_id=principal.tenant_id,
         cube_id=cube.id,
         filters=filters,
-        cursor=cursor,
-        limit=limit,
+        cursor=filters.cursor,
+        limit=filters.limit,
     )
 
 
