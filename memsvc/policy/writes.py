@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from memsvc.config import LimitSettings
 from memsvc.errors import PayloadTooLarge, ValidationFailed
 from memsvc.runtime import ModelRuntime
+from memsvc.runtime.base import Vectors
 from memsvc.schemas import MemoryBatchCreate, MemoryList, MemoryRead, MemoryUpdate
 from memsvc.schemas.memories import SUMMARY_KIND, SourceCreate, check_memory
 from memsvc.store import ann, context, cubes, edits, erasure, idempotency, indexing, passages
@@ -241,8 +242,8 @@ async def create_memories(
     return result
 
 
-async def _ready(vectors: list[np.ndarray]) -> list[np.ndarray]:
-    return vectors
+async def _ready(vectors: list[np.ndarray]) -> Vectors:
+    return np.stack(vectors).astype(np.float32)
 
 
 def check_merged(current: MemoryRead, data: MemoryUpdate) -> None:

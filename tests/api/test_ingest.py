@@ -14,7 +14,7 @@ import pytest
 
 from memsvc.config import LLMSettings
 from memsvc.llm import LiteLLM
-from memsvc.llm.fake import Registered, registered
+from memsvc.llm.fake import registered
 from tests.api.helpers import assert_error, make_cube, new_tenant_key
 from tests.conftest import Service
 from tests.graph.helpers import app_state, worker_for
