@@ -188,6 +188,7 @@ async def ingest(
     idempotency_key: str | None,
     ingest_id: uuid.UUID | None = None,
     fallback: bool = True,
+    usage: Usage | None = None,
 ) -> IngestResponse:
     """Run a request through its policy and apply the decisions (see the module doc).
 
@@ -207,7 +208,7 @@ async def ingest(
             return IngestResponse.model_validate(replay.body)
     ingest_id = ingest_id or uuid.uuid4()
     tenant_id = principal.tenant_id
-    usage = Usage()
+    usage = usage if usage is not None else Usage()
     chosen = await policies.resolve(
         session,
         name=policy_name(body, cube, settings),

@@ -66,8 +66,9 @@ from memsvc.schemas import (
     SearchRequest,
     TraceStep,
 )
-from memsvc.schemas.memories import SUMMARY_KIND
+from memsvc.schemas.memories import SUMMARY_KIND, MemoryRead
 from memsvc.store import context, summaries
+from memsvc.store import ingest as ingest_store
 from memsvc.store import memories as store
 from memsvc.store.models import Link, Memory
 
@@ -75,6 +76,8 @@ Emit = Callable[[TraceStep], Awaitable[None]]
 
 # Candidates each query contributes to the pool.
 DEPTH = 30
+# Core blocks an ask returns at most (one per user/agent scope).
+CORE_BLOCKS = 5
 # Relevance of the question's k-th hit is 1 / (1 + (k - 1) / RANK_SCALE); a probe's hits
 # count PROBE_WEIGHT of that, neighbours NEIGHBOUR_WEIGHT of the hit they hang off.
 RANK_SCALE = 5.0
@@ -203,6 +206,8 @@ class Asker:
     base: Select[tuple[uuid.UUID]] | None = None
     # The aspects the first pass's top_k left uncovered.
     gaps0: frozenset[str] = frozenset()
+    # The asked scope's core blocks (``ingest``'s profiles), answered first.
+    core: list[MemoryRead] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.now = self.request.now or datetime.now(UTC)
@@ -439,6 +444,7 @@ class Asker:
             for i, f in enumerate(items, 1)
         ]
         ctx = AskAnswerContext(
+            core=[ln for c in self.core for ln in c.content.splitlines() if ln.strip()],
             question=self.request.question,
             now=self.request.now.date().isoformat() if self.request.now else None,
             evidence=ev,
@@ -541,6 +547,17 @@ async def ask(
         emit=emit,
         usage=usage or Usage(),
     )
+    f = request.filters
+    scoped = f is not None and (f.user_id is not None or f.agent_id is not None)
+    core_rows = await ingest_store.core_blocks(
+        session,
+        tenant_id=tenant_id,
+        cube_id=cube_id,
+        user_id=f.user_id if f is not None else None,
+        agent_id=f.agent_id if f is not None else None,
+        scoped=scoped,
+    )
+    a.core = await store.read_many(session, core_rows[:CORE_BLOCKS])
     answer: str | None = None
     cues: list[str] = []
     cited: list[uuid.UUID] = []
@@ -662,6 +679,7 @@ async def finish(
     )
     return AskResponse(
         answer=answer,
+        core=a.core,
         evidence=evidence,
         cues=cues,
         mode=mode,

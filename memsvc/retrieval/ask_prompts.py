@@ -30,6 +30,8 @@ class AskAnswerContext(BaseModel):
     evidence: list[AskEvidenceItem]
     cues: list[str] = Field(default_factory=list)
     may_probe: bool = True
+    # The scope's core block lines (``ingest``'s profile), shown before the evidence.
+    core: list[str] = Field(default_factory=list)
 
 
 class AskAnswerResponse(BaseModel):

@@ -65,6 +65,9 @@ class Evidence(ReadModel):
 class AskResponse(ReadModel):
     # The LLM's answer; null without an LLM, or when the LLM failed (see the trace).
     answer: str | None = None
+    # The core blocks (profiles written by ``ingest``) of the asked scope — the filters'
+    # user_id/agent_id, else the cube's — first: what an agent keeps in context always.
+    core: list[MemoryRead] = Field(default_factory=list)
     evidence: list[Evidence]
     # What the evidence says about the question, one line each (LLM cues, or the
     # heuristic's covered aspects).

@@ -68,6 +68,7 @@ class Script:
     def __init__(self) -> None:
         self.reply: Callable[[str], str] = lambda prompt: "{}"
         self.prompts: list[str] = []
+        self.client: LiteLLM | None = None
 
     def __call__(self, messages: list[dict[str, Any]]) -> str:
         prompt = str(messages[-1]["content"])
@@ -80,7 +81,9 @@ def llm(service: Service) -> Iterator[Script]:
     s = Script()
     with registered(s) as reg:
         state = app_state(service)
-        state.llm = LiteLLM(LLMSettings(model=reg.model, max_retries=1, provider_retries=0))
+        state.llm = s.client = LiteLLM(
+            LLMSettings(model=reg.model, max_retries=1, provider_retries=0)
+        )
         try:
             yield s
         finally:
@@ -205,6 +208,23 @@ async def test_llm_policy_every_operation_and_layer(service: Service, llm: Scrip
     assert diet["operation"] == "update" and diet["target_id"] == first["core"]["id"]
     assert out["core"]["content"] == "Allergic to peanuts.\nVegetarian."
     assert out["core"]["version"] == 2
+
+    # ask answers the asked scope's core block first.
+    app_state(service).llm = None
+    asked = await service.client.post(
+        f"/v1/cubes/{cube}/ask",
+        json={"question": "Where does Ann live?", "filters": {"user_id": "ann"}},
+        headers=service.auth(),
+    )
+    assert asked.status_code == 200, asked.text
+    assert [c["id"] for c in asked.json()["core"]] == [out["core"]["id"]]
+    other_scope = await service.client.post(
+        f"/v1/cubes/{cube}/ask",
+        json={"question": "Where does Bob live?", "filters": {"user_id": "bob"}},
+        headers=service.auth(),
+    )
+    assert other_scope.json()["core"] == []
+    app_state(service).llm = llm.client
 
     llm.reply = lambda p: json.dumps(
         {

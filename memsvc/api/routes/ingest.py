@@ -18,6 +18,7 @@ from memsvc.api.deps import (
     StateDep,
     write_quota,
 )
+from memsvc.llm import Usage
 from memsvc.policy import ingest, training
 from memsvc.schemas import MemoryRead
 from memsvc.schemas.cubes import PolicyName
@@ -40,6 +41,7 @@ from memsvc.store import idempotency
 from memsvc.store import ingest as store
 from memsvc.store import memories as memstore
 from memsvc.store import policies as policy_store
+from memsvc.store.llm_usage import TenantBudget
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 Name = Annotated[PolicyName, Path()]
@@ -89,6 +91,14 @@ async def ingest_messages(
             cube=cube,
             body=body,
             idempotency_key=idempotency_key,
+            usage=Usage(
+                budget=TenantBudget(
+                    state.db,
+                    principal.tenant_id,
+                    calls_per_hour=state.settings.llm.budget_calls_per_hour,
+                    tokens_per_hour=state.settings.llm.budget_tokens_per_hour,
+                )
+            ),
         )
 
 
