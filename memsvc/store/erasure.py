@@ -44,6 +44,7 @@ from memsvc.store.models import (
     MemorySource,
     MemoryVersion,
     Source,
+    WriteDecision,
 )
 
 _BLANK: dict[str, Any] = {
@@ -69,6 +70,7 @@ class Erased:
     reindexed_memories: int = 0
     traces: int = 0
     summary_versions: int = 0
+    decisions: int = 0
 
 
 def _count(res: Any) -> int:
@@ -130,6 +132,15 @@ async def erase(
             .where(Job.tenant_id == tenant_id, Job.payload["memory_id"].astext == str(mem.id))
             .where(or_(Job.last_error.is_not(None), Job.result.is_not(None)))
             .values(last_error=None, result=None)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    # A write policy's reasons may quote the messages (an LLM's always may).
+    done.decisions = _count(
+        await session.execute(
+            update(WriteDecision)
+            .where(or_(WriteDecision.memory_id == mem.id, WriteDecision.target_id == mem.id))
+            .values(reason="")
             .execution_options(synchronize_session=False)
         )
     )

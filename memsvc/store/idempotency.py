@@ -105,6 +105,9 @@ async def tombstone(session: AsyncSession, *, tenant_id: uuid.UUID, memory_id: u
                 or_(
                     IdempotencyRecord.response["items"].contains([{"id": mid}]),
                     IdempotencyRecord.response["kept"].contains([mid]),
+                    # An ingest's answer (``IngestResponse``): its memories and core block.
+                    IdempotencyRecord.response["memories"].contains([{"id": mid}]),
+                    IdempotencyRecord.response["core"].contains({"id": mid}),
                 ),
             )
         )
@@ -114,7 +117,12 @@ async def tombstone(session: AsyncSession, *, tenant_id: uuid.UUID, memory_id: u
         if rec.request_hash == ERASED:
             erased, ids = [*rec.response["erased"], mid], list(rec.response["kept"])
         else:
-            erased, ids = [mid], [str(item["id"]) for item in rec.response["items"]]
+            body = rec.response
+            held = body.get("items") or [
+                *body.get("memories", []),
+                *([body["core"]] if body.get("core") else []),
+            ]
+            erased, ids = [mid], [str(item["id"]) for item in held]
         rec.request_hash = ERASED
         rec.status_code = Gone.status
         rec.response = {"erased": erased, "kept": [i for i in ids if i != mid]}

@@ -171,6 +171,7 @@ async def test_hard_delete_leaves_no_copy_of_the_content_anywhere_in_the_databas
         "reindexed_memories": 1,
         "traces": 0,
         "summary_versions": 0,
+        "decisions": 0,
     }
 
 

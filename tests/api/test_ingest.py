@@ -480,3 +480,22 @@ async def test_cube_default_policy(service: Service) -> None:
         f"/v1/cubes/{cube['id']}", json={"write_policy": "magic"}, headers=service.auth()
     )
     assert_error(bad, 422)
+
+
+async def test_hard_erase_reaches_decisions_and_replays(service: Service) -> None:
+    cube = await make_cube(service)
+    body = {"messages": chat()[:2], "policy": "store_all"}
+    hdr = {**service.auth(), "Idempotency-Key": "ingest-erase"}
+    first = await service.client.post(f"/v1/cubes/{cube}/ingest", json=body, headers=hdr)
+    assert first.status_code == 200, first.text
+    gone, kept = first.json()["memories"]
+    resp = await service.client.delete(
+        f"/v1/memories/{gone['id']}?hard=true", headers=service.auth()
+    )
+    assert resp.status_code == 204, resp.text
+    listed = await get(service, f"/v1/cubes/{cube}/decisions?memory_id={gone['id']}")
+    assert [d["reason"] for d in listed["items"]] == [""]
+    replay = await service.client.post(f"/v1/cubes/{cube}/ingest", json=body, headers=hdr)
+    err = assert_error(replay, 410, "memory_erased")
+    assert err["detail"] == {"erased": [gone["id"]], "kept": [kept["id"]]}
+    assert CHAT[0]["content"] not in replay.text
