@@ -30,8 +30,13 @@ CONFLICTS = {
     "POST /v1/links": "the link exists",
     "POST /v1/tenants": "a tenant of that name exists",
     "POST /v1/jobs/{job_id}/retry": "the job is not a dead letter",
+    "POST /v1/cubes/{cube_id}/ingest": "the Idempotency-Key was used for a different request",
+    "POST /v1/policies/{name}/rollback": "the packaged version is active: nothing to roll back",
 }
-GONE = {"POST /v1/cubes/{cube_id}/memories": "what the replayed request created was erased"}
+GONE = {
+    "POST /v1/cubes/{cube_id}/memories": "what the replayed request created was erased",
+    "POST /v1/cubes/{cube_id}/ingest": "what the replayed request created was erased",
+}
 
 DESCRIPTIONS = {
     400: "Bad request: malformed JSON, cursor or header",

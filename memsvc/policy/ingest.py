@@ -362,6 +362,7 @@ async def ingest(
         ],
         memories=list(applied.memories.values()),
         core=applied.core,
+        llm_calls=usage.calls,
         warnings=warnings,
     )
     if idempotency_key is not None:

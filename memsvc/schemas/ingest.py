@@ -64,6 +64,8 @@ class IngestResponse(ReadModel):
     memories: list[MemoryRead]
     # The scope's core block when the request changed it.
     core: MemoryRead | None = None
+    # LLM calls the policy made (``llm``: one per batch of a session, plus repairs).
+    llm_calls: int = 0
     # Why the request was not decided by the policy it asked for (e.g. the LLM failed and
     # the learned policy decided instead); empty when it was.
     warnings: list[str] = Field(default_factory=list)

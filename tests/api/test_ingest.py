@@ -499,3 +499,152 @@ async def test_hard_erase_reaches_decisions_and_replays(service: Service) -> Non
     err = assert_error(replay, 410, "memory_erased")
     assert err["detail"] == {"erased": [gone["id"]], "kept": [kept["id"]]}
     assert CHAT[0]["content"] not in replay.text
+
+
+TALK = [
+    ("Ann", "I started a pottery class at the community center on Tuesday."),
+    ("Bo", "haha nice"),
+    ("Ann", "My sister Jess is visiting from Denver next month."),
+    ("Bo", "ok"),
+    ("Ann", "We adopted a rescue dog called Pepper in March."),
+    ("Bo", "lol"),
+    ("Ann", "The pottery teacher said my second bowl was the best in class."),
+    ("Bo", "cool"),
+    ("Ann", "I ran the Boston marathon in 3 hours 41 minutes last April."),
+    ("Bo", "thanks"),
+    ("Ann", "Jess and I are planning a road trip to Yosemite in June."),
+    ("Bo", "sure"),
+]
+
+
+def talk(tag: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "role": "user",
+            "name": who,
+            "content": text,
+            "session_id": f"{tag}-{i // 4}",
+            "timestamp": f"2024-05-{1 + i // 4:02d}T10:{i:02d}:00Z",
+            "external_id": f"{tag}:{i}",
+        }
+        for i, (who, text) in enumerate(TALK)
+    ]
+
+
+async def test_training_changes_decisions_activation_and_rollback(service: Service) -> None:
+    cube = await make_cube(service)
+    runs = []
+    for n in range(3):
+        out = await ingest(service, cube, messages=talk(f"t{n}"), policy="learned")
+        runs.append(out)
+    packaged = runs[0]["policy_version"]
+    before = [d["operation"] for d in runs[0]["decisions"]]
+    # Labels against what the packaged model thinks: the filler was what mattered.
+    eval_set = [
+        {"question": f"q{n}:{i}", "evidence": [f"t{n}:{i}"]}
+        for n in range(3)
+        for i in range(1, len(TALK), 2)
+    ]
+    resp = await service.client.post(
+        "/v1/policies/learned/train",
+        json={"cube_ids": [cube], "eval_set": eval_set, "activate": True},
+        headers=service.auth(),
+    )
+    assert resp.status_code == 201, resp.text
+    trained = resp.json()
+    assert trained["policy"]["version"] == packaged + 1 and trained["policy"]["active"]
+    assert trained["examples"] == 3 * len(TALK) and trained["positives"] == 3 * len(TALK) // 2
+    assert trained["policy"]["metrics"]
+    listed = await get(service, "/v1/policies")
+    learned = next(p for p in listed["items"] if p["name"] == "learned")
+    assert learned["active_version"] == packaged + 1
+    assert [(v["version"], v["origin"], v["active"]) for v in learned["versions"]] == [
+        (packaged, "package", False),
+        (packaged + 1, "trained", True),
+    ]
+    fresh = await make_cube(service, "fresh")
+    after = await ingest(service, fresh, messages=talk("t0"), policy="learned")
+    assert after["policy_version"] == packaged + 1
+    assert [d["operation"] for d in after["decisions"]] != before
+
+    rolled = await service.client.post("/v1/policies/learned/rollback", headers=service.auth())
+    assert rolled.status_code == 200, rolled.text
+    assert (rolled.json()["version"], rolled.json()["origin"]) == (packaged, "package")
+    again = await ingest(service, await make_cube(service, "again"), messages=talk("t0"))
+    assert again["policy_version"] == packaged
+    assert [d["operation"] for d in again["decisions"]] == before
+    assert_error(
+        await service.client.post("/v1/policies/learned/rollback", headers=service.auth()),
+        409,
+        "nothing_to_roll_back",
+    )
+    # Activation by number, both ways; unknown versions and untrainable policies refused.
+    act = await service.client.post(
+        "/v1/policies/learned/activate", json={"version": packaged + 1}, headers=service.auth()
+    )
+    assert act.status_code == 200 and act.json()["active"], act.text
+    assert_error(
+        await service.client.post(
+            "/v1/policies/learned/activate", json={"version": 99}, headers=service.auth()
+        ),
+        404,
+    )
+    assert_error(
+        await service.client.post("/v1/policies/store_all/train", json={}, headers=service.auth()),
+        422,
+        "not_trainable",
+    )
+    assert_error(
+        await service.client.post(
+            "/v1/policies/learned/train",
+            json={"cube_ids": [fresh], "eval_set": [{"question": "x", "evidence": ["nope"]}]},
+            headers=service.auth(),
+        ),
+        422,
+        "not_enough_training_data",
+    )
+    assert_error(
+        await service.client.post("/v1/policies/magic/train", json={}, headers=service.auth()),
+        422,
+    )
+
+
+async def test_feedback_labels_training_and_needs_no_admin(service: Service) -> None:
+    cube = await make_cube(service)
+    out = await ingest(service, cube, messages=talk("f"), policy="store_all")
+    member = await new_member_key(service)
+    ids = [m["id"] for m in out["memories"]]
+    resp = await service.client.post(
+        "/v1/feedback", json={"memory_ids": ids[:6], "signal": "used"}, headers=service.auth(member)
+    )
+    assert resp.status_code == 201 and resp.json() == {"recorded": 6}, resp.text
+    resp = await service.client.post(
+        "/v1/feedback", json={"memory_ids": ids[6:], "signal": "wrong"}, headers=service.auth()
+    )
+    assert resp.json() == {"recorded": 6}
+    # Training is an admin's: a plain key is refused; the admin's run learns from feedback.
+    assert_error(
+        await service.client.post(
+            "/v1/policies/learned/train", json={}, headers=service.auth(member)
+        ),
+        403,
+    )
+    trained = await service.client.post(
+        "/v1/policies/learned/train", json={"cube_ids": [cube]}, headers=service.auth()
+    )
+    assert trained.status_code == 201, trained.text
+    assert (trained.json()["examples"], trained.json()["positives"]) == (12, 6)
+    assert not trained.json()["policy"]["active"]
+    bad = await service.client.post(
+        "/v1/feedback",
+        json={"memory_ids": [ids[0], "00000000-0000-0000-0000-000000000000"], "signal": "used"},
+        headers=service.auth(),
+    )
+    assert_error(bad, 404)
+
+
+async def new_member_key(svc: Service) -> str:
+    """A plain key of the admin's own tenant."""
+    k = await svc.client.post("/v1/keys", json={"name": "member"}, headers=svc.auth())
+    assert k.status_code == 201, k.text
+    return str(k.json()["key"])

@@ -47,6 +47,14 @@ EXPECTED = {
     "POST /v1/jobs/{job_id}/retry": AUTH | {"200", "409"},
     "GET /v1/cubes/{cube_id}/export": AUTH | {"200"},
     "POST /v1/cubes/{cube_id}/import": BODY | {"200"},
+    "POST /v1/cubes/{cube_id}/ingest": BODY | {"200", "202", "409", "410"},
+    "GET /v1/cubes/{cube_id}/core": AUTH | {"200"},
+    "GET /v1/cubes/{cube_id}/decisions": AUTH | {"200"},
+    "POST /v1/feedback": BODY | {"201"},
+    "GET /v1/policies": AUTH | {"200"},
+    "POST /v1/policies/{name}/train": BODY | {"201"},
+    "POST /v1/policies/{name}/activate": BODY | {"200"},
+    "POST /v1/policies/{name}/rollback": AUTH | {"200", "409"},
 }
 
 
