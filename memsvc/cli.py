@@ -525,6 +525,7 @@ def cmd_policy_list(args: argparse.Namespace) -> int:
 
 def cmd_policy_train(args: argparse.Namespace) -> int:
     """Train a new version of a write policy (from feedback and an optional eval set)."""
+    from memsvc.errors import NotFound
     from memsvc.schemas.ingest import EvalQuestion
 
     try:
@@ -536,7 +537,11 @@ def cmd_policy_train(args: argparse.Namespace) -> int:
     def train(client: MemoryClient) -> object:
         cubes = None
         if args.cube:
-            cubes = [_cube_id(client, c, create=False) or c for c in args.cube]
+            found = {c: _cube_id(client, c, create=False) for c in args.cube}
+            missing = [c for c, cube_id in found.items() if cube_id is None]
+            if missing:
+                raise NotFound(f"no cube {missing[0]!r}")
+            cubes = [c for c in found.values() if c is not None]
         return client.train_policy(
             args.name, cube_ids=cubes, eval_set=evals, activate=args.activate
         )

@@ -81,3 +81,5 @@ def test_policy_list_and_the_errors_of_activate_and_rollback(
     assert "not_trainable" in capsys.readouterr().err
     assert main(args(live_server, "policy", "train", "llm")) == 1
     assert "not_trainable" in capsys.readouterr().err
+    assert main(args(live_server, "policy", "train", "--cube", "nope")) == 1
+    assert "no cube 'nope'" in capsys.readouterr().err
