@@ -72,6 +72,7 @@ from memsvc.schemas.ingest import (
     PolicyTrainResponse,
     PolicyVersionRead,
 )
+from memsvc.schemas.jobs import JobRead
 from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk._async_client import AsyncMemoryClient
 from memsvc.sdk._client import MemoryClient
@@ -106,6 +107,7 @@ __all__ = [
     "IngestMessage",
     "IngestResponse",
     "InvalidResponse",
+    "JobRead",
     "KeyCreate",
     "KeyCreated",
     "KeyPage",

@@ -56,6 +56,7 @@ from memsvc.schemas.ingest import (
     PolicyTrainResponse,
     PolicyVersionRead,
 )
+from memsvc.schemas.jobs import JobRead
 from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk import _endpoints as api
 from memsvc.sdk._core import (
@@ -636,6 +637,10 @@ class MemoryClient:
         """Back to the version active before (admin key; ``Conflict`` when the packaged one
         is active already)."""
         return self._send(api.rollback_policy(name), timeout)
+
+    def get_job(self, job_id: int, *, timeout: float | None = None) -> JobRead:
+        """One job of the tenant: ``status`` and ``result`` of an ``ingest_async``."""
+        return self._send(api.get_job(job_id), timeout)
 
     # -- graph --------------------------------------------------------------------------
 

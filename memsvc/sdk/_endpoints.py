@@ -66,6 +66,7 @@ from memsvc.schemas.ingest import (
     PolicyTrainResponse,
     PolicyVersionRead,
 )
+from memsvc.schemas.jobs import JobRead
 from memsvc.schemas.transfer import MEDIA_TYPE, ImportResult
 from memsvc.sdk._core import (
     IDEMPOTENCY_HEADER,
@@ -517,6 +518,11 @@ def rollback_policy(name: PolicyName) -> Call[PolicyVersionRead]:
     """``POST /v1/policies/{name}/rollback`` (a step back each time: retried only when not
     sent)."""
     return Call("POST", f"/v1/policies/{seg(name)}/rollback", expect(PolicyVersionRead))
+
+
+def get_job(job_id: int) -> Call[JobRead]:
+    """``GET /v1/jobs/{job_id}``: how an async ingest (or any job of the tenant) went."""
+    return _get(f"/v1/jobs/{int(job_id)}", JobRead)
 
 
 # -- graph ------------------------------------------------------------------------------

@@ -106,7 +106,11 @@ async def test_async_ingest_and_the_202_path(service: Service) -> None:
         accepted = await c.ingest_async(cube.id, chat("s2"), policy="store_all")
         assert accepted.status == "queued"
         assert (await c.list_decisions(cube.id, ingest_id=accepted.ingest_id)).items == []
+        assert (await c.get_job(accepted.job_id)).status == "queued"
         await worker_for(service).run_until_idle()
+        job = await c.get_job(accepted.job_id)
+        assert (job.kind, job.status) == ("ingest", "done")
+        assert job.result is not None and job.result["operations"] == {"insert": 4}
         later = [d async for d in c.iter_decisions(cube.id, ingest_id=accepted.ingest_id)]
         assert [d.message_index for d in later] == [0, 1, 2, 3]
         assert len([d async for d in c.iter_decisions(cube.id, page_size=3)]) == 8
