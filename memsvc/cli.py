@@ -1,4 +1,5 @@
-"""``memsvc`` command line: serve, migrate, keys, worker, models, mcp, export, import."""
+"""``memsvc`` command line: serve, migrate, keys, worker, models, mcp, export, import,
+ingest, policy."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from memsvc.api.app import Hook
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from memsvc.sdk import MemoryClient
     from memsvc.state import AppState
 
+
+T = TypeVar("T")
+# The write policies (``memsvc.schemas.cubes.PolicyName``), spelled here so that building
+# the parser imports nothing.
+POLICIES = ("store_all", "learned", "llm")
 
 # The distributions the service needs beyond the client-only install (`pip install memsvc`).
 SERVER_MODULES = frozenset(
@@ -482,6 +488,143 @@ def _new_name(client: MemoryClient, path: Path, lines: list[bytes]) -> str:
     return candidate[:200]
 
 
+def _jsonl(path: Path, parse: Callable[[object], T]) -> list[T]:
+    """A JSON-lines file, each line parsed; ``ValueError`` naming the first bad line."""
+    out: list[T] = []
+    for n, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            out.append(parse(json.loads(raw)))
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise ValueError(f"line {n} of {path}: {exc}") from exc
+    return out
+
+
+def _remote(args: argparse.Namespace, run: Callable[[MemoryClient], object]) -> int:
+    """Run one SDK call and print its JSON answer; a service error is one line on stderr."""
+    from pydantic import BaseModel
+
+    from memsvc.errors import MemsvcError
+
+    with _client(args) as client:
+        try:
+            answer = run(client)
+        except MemsvcError as exc:
+            print(f"memsvc: {exc.code}: {exc}", file=sys.stderr)
+            return 1
+    if isinstance(answer, BaseModel):
+        print(answer.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_policy_list(args: argparse.Namespace) -> int:
+    """Print the write policies, their versions and the active one."""
+    return _remote(args, lambda client: client.list_policies())
+
+
+def cmd_policy_train(args: argparse.Namespace) -> int:
+    """Train a new version of a write policy (from feedback and an optional eval set)."""
+    from memsvc.errors import NotFound
+    from memsvc.schemas.ingest import EvalQuestion
+
+    try:
+        evals = _jsonl(Path(args.eval), EvalQuestion.model_validate) if args.eval else None
+    except (OSError, ValueError) as exc:
+        print(f"memsvc: {exc}", file=sys.stderr)
+        return 1
+
+    def train(client: MemoryClient) -> object:
+        cubes = None
+        if args.cube:
+            found = {c: _cube_id(client, c, create=False) for c in args.cube}
+            missing = [c for c, cube_id in found.items() if cube_id is None]
+            if missing:
+                raise NotFound(f"no cube {missing[0]!r}")
+            cubes = [c for c in found.values() if c is not None]
+        return client.train_policy(
+            args.name, cube_ids=cubes, eval_set=evals, activate=args.activate
+        )
+
+    return _remote(args, train)
+
+
+def cmd_policy_activate(args: argparse.Namespace) -> int:
+    """Make a version of a write policy the active one."""
+    return _remote(args, lambda client: client.activate_policy(args.name, args.version))
+
+
+def cmd_policy_rollback(args: argparse.Namespace) -> int:
+    """Go back to the version of a write policy active before."""
+    return _remote(args, lambda client: client.rollback_policy(args.name))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Send a conversation (JSON lines, one message each) through a write policy in batches;
+    each batch's Idempotency-Key comes from the file and the options, so a rerun after a
+    failure replays the batches already in instead of writing them again."""
+    import hashlib
+    from collections import Counter
+
+    from memsvc.errors import MemsvcError
+    from memsvc.schemas.ingest import IngestMessage
+
+    path = Path(args.file)
+    try:
+        messages = _jsonl(path, IngestMessage.model_validate)
+    except (OSError, ValueError) as exc:
+        print(f"memsvc: {exc}", file=sys.stderr)
+        return 1
+    ops: Counter[str] = Counter()
+    written: set[str] = set()
+    warnings: list[str] = []
+    with _client(args) as client:
+        cube = _cube_id(client, args.cube, create=False)
+        if cube is None:
+            print(f"memsvc: no cube {args.cube!r}", file=sys.stderr)
+            return 1
+        run = hashlib.sha256(path.read_bytes())
+        run.update(json.dumps([cube, args.policy, args.user_id, args.agent_id]).encode())
+        run_key = run.hexdigest()[:32]
+        for start in range(0, len(messages), args.batch):
+            batch = messages[start : start + args.batch]
+            try:
+                out = client.ingest(
+                    cube,
+                    batch,
+                    policy=args.policy,
+                    user_id=args.user_id,
+                    agent_id=args.agent_id,
+                    idempotency_key=f"cli-ingest-{run_key}-{start}-{len(batch)}",
+                )
+            except MemsvcError as exc:
+                print(
+                    f"memsvc: ingest stopped at message {start + 1}: {exc.code}: {exc}; the "
+                    "messages before it are in; run again to go on",
+                    file=sys.stderr,
+                )
+                return 1
+            ops.update(d.operation for d in out.decisions)
+            written.update(str(m.id) for m in out.memories)
+            warnings.extend(out.warnings)
+    summary = {
+        "cube_id": cube,
+        "messages": len(messages),
+        "decisions": dict(sorted(ops.items())),
+        "memories_written": len(written),
+        "warnings": warnings,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def _batch_size(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= 500:
+        raise argparse.ArgumentTypeError("a batch is 1 to 500 messages")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="memsvc", description="Long-term memory for AI agents")
@@ -581,6 +724,37 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--from", dest="source", choices=["memsvc", "mem0"], default="memsvc")
     imp.add_argument("--checkpoint", help="progress file (default FILE.import-checkpoint.json)")
     imp.set_defaults(func=cmd_import)
+    ing = with_client(
+        sub.add_parser("ingest", help="a conversation (JSON lines) through a write policy")
+    )
+    ing.add_argument("cube", help="cube id or name")
+    ing.add_argument("file", help="messages, one JSON object a line (role, content, ...)")
+    ing.add_argument("--policy", choices=POLICIES, help="default: the cube's, else learned")
+    ing.add_argument("--user-id", dest="user_id", help="the user the memories belong to")
+    ing.add_argument("--agent-id", dest="agent_id", help="the agent the memories belong to")
+    ing.add_argument("--batch", type=_batch_size, default=100, help="messages a request (1-500)")
+    ing.set_defaults(func=cmd_ingest)
+    pol = sub.add_parser("policy", help="the write policies of ingest").add_subparsers(
+        dest="policy_command", required=True
+    )
+    with_client(pol.add_parser("list", help="policies and their versions")).set_defaults(
+        func=cmd_policy_list
+    )
+    ptrain = with_client(pol.add_parser("train", help="train a new version (admin key)"))
+    ptrain.add_argument("name", nargs="?", default="learned", choices=POLICIES)
+    ptrain.add_argument("--cube", action="append", help="train on this cube (repeatable)")
+    ptrain.add_argument(
+        "--eval", help='labelled questions, JSON lines {"question", "evidence": [external ids]}'
+    )
+    ptrain.add_argument("--activate", action="store_true", help="make the new version active")
+    ptrain.set_defaults(func=cmd_policy_train)
+    pact = with_client(pol.add_parser("activate", help="make a version active (admin key)"))
+    pact.add_argument("name", choices=POLICIES)
+    pact.add_argument("version", type=int)
+    pact.set_defaults(func=cmd_policy_activate)
+    prb = with_client(pol.add_parser("rollback", help="back to the version before (admin key)"))
+    prb.add_argument("name", choices=POLICIES)
+    prb.set_defaults(func=cmd_policy_rollback)
     return p
 
 

@@ -3,7 +3,8 @@
 ``memory_tools(client)`` gives three ``function_tool``s, ``remember``, ``recall`` and
 ``forget``, with the same behaviour and compact JSON answers as the MCP server's tools
 (``memsvc.mcp.ops``): a bad argument or a service error comes back to the model as text,
-never as an exception that ends the run.
+never as an exception that ends the run. ``ingest_tool(client)`` adds the MCP server's
+``ingest``: conversation turns handed to the service's write policy.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from agents import FunctionTool, function_tool
 
 from memsvc.errors import MemsvcError
 from memsvc.mcp import ops
+from memsvc.schemas.cubes import PolicyName
 from memsvc.sdk import AsyncMemoryClient
 
 
@@ -81,3 +83,32 @@ def memory_tools(
         return await _answer(ops.forget(binding, memory=memory_id))
 
     return [function_tool(remember), function_tool(recall), function_tool(forget)]
+
+
+def ingest_tool(
+    client: AsyncMemoryClient,
+    *,
+    cube: str = ops.DEFAULT_CUBE,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    policy: PolicyName | None = None,
+) -> FunctionTool:
+    """``ingest_conversation`` on one cube: the turns go through ``policy`` (default: the
+    cube's), written as ``user_id`` / ``agent_id`` when given."""
+    defaults = ops.Defaults(cube=cube, user_id=user_id, agent_id=agent_id)
+    binding = ops.Binding(client, defaults, key="agents", cubes=ops.CubeCache())
+
+    async def ingest_conversation(messages: list[ops.Turn]) -> str:
+        """Hand conversation turns to long-term memory, which decides what to keep; returns
+        the decisions counted by operation and the memories written.
+
+        Args:
+            messages: The turns, oldest first, each with role, content and the speaker's name.
+        """
+        return await _answer(
+            ops.ingest(
+                binding, messages=messages, policy=policy, user_id=None, agent_id=None, cube=None
+            )
+        )
+
+    return function_tool(ingest_conversation)

@@ -29,6 +29,10 @@ from memsvc.schemas import (
 )
 from memsvc.schemas.ask import AskMode
 from memsvc.schemas.common import bad_text
+from memsvc.schemas.cubes import PolicyName
+from memsvc.schemas.ingest import MAX_MESSAGES as MAX_TURNS
+from memsvc.schemas.ingest import IngestMessage, IngestResponse
+from memsvc.schemas.ingest import Role as TurnRole
 from memsvc.sdk import AsyncMemoryClient
 
 # Bounds on what a model may send; the API has its own (body size), these give a clear error.
@@ -237,6 +241,90 @@ async def recall(
             )
         results.append(item)
     return dump({"results": results})
+
+
+class Turn(BaseModel):
+    """One conversation turn to ingest."""
+
+    role: TurnRole = Field(default="user", description="user, assistant, system or tool")
+    content: str = Field(min_length=1, max_length=MAX_CONTENT)
+    name: str | None = Field(default=None, max_length=200, description="The speaker's name.")
+
+
+async def ingest(
+    b: Binding,
+    *,
+    messages: Sequence[Turn],
+    policy: PolicyName | None,
+    user_id: str | None,
+    agent_id: str | None,
+    cube: str | None,
+) -> str:
+    """Hand a conversation to the service's write policy: every turn is kept as a source and
+    the policy decides what memory each becomes (insert, update, merge, delete or skip)."""
+    if not messages:
+        raise ToolFailure("give at least one message")
+    if len(messages) > MAX_TURNS:
+        raise ToolFailure(f"at most {MAX_TURNS} messages at once")
+    try:
+        items = [
+            IngestMessage(
+                role=m.role,
+                content=clean(m.content, "message content", MAX_CONTENT),
+                name=None if m.name is None else clean(m.name, "name", 200),
+                session_id=b.defaults.session_id,
+            )
+            for m in messages
+        ]
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ToolFailure(f"invalid message: {exc}") from None
+    out = await b.client.ingest(
+        await b.cube_id(cube),
+        items,
+        policy=policy,
+        user_id=user_id or b.defaults.user_id,
+        agent_id=agent_id or b.defaults.agent_id,
+    )
+    return dump(ingested(out))
+
+
+def ingested(out: IngestResponse) -> JSON:
+    """An ingest's outcome as a model needs it: operations counted, the memories written
+    (with their layer), the core block when it changed, and any warning."""
+    operations: dict[str, int] = {}
+    for d in out.decisions:
+        operations[d.operation] = operations.get(d.operation, 0) + 1
+    memories: list[JSON] = []
+    for m in out.memories:
+        item = compact(m)
+        item["layer"] = m.layer
+        memories.append(item)
+    result: JSON = {
+        "ingest_id": str(out.ingest_id),
+        "policy": f"{out.policy}@v{out.policy_version}",
+        "decisions": operations,
+        "memories": memories,
+    }
+    if out.core is not None:
+        result["core"] = compact(out.core)
+    if out.warnings:
+        result["warnings"] = out.warnings
+    return result
+
+
+async def core(b: Binding, *, user_id: str | None, agent_id: str | None, cube: str | None) -> str:
+    """The core block (profile) of a user or agent: what is always worth having in context;
+    with neither given nor configured, every core block of the cube."""
+    cube_id = await b.cube_id(cube)
+    user = user_id or b.defaults.user_id
+    agent = agent_id or b.defaults.agent_id
+    read = await b.client.get_core(cube_id, user_id=user, agent_id=agent)
+    blocks: list[JSON] = []
+    for m in read.items:
+        item = compact(m)
+        item.update(user_id=m.user_id, agent_id=m.agent_id)
+        blocks.append(item)
+    return dump({"cube": str(cube_id), "core": blocks})
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from pydantic import Field
 from memsvc import __version__
 from memsvc.errors import MemsvcError, NotFound
 from memsvc.mcp import ops
-from memsvc.mcp.ops import Binding, Budget, Message, Relation, ToolFailure
+from memsvc.mcp.ops import Binding, Budget, Message, Relation, ToolFailure, Turn
 from memsvc.schemas.ask import MAX_CYCLES, MAX_DEADLINE_MS, MAX_LLM_CALLS, MAX_TOKENS, AskMode
+from memsvc.schemas.cubes import PolicyName
+from memsvc.schemas.ingest import MAX_MESSAGES as MAX_TURNS
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,9 @@ INSTRUCTIONS = (
     "learned earlier (the user's preferences, facts, past decisions); call `ask` instead for a "
     "question whose answer joins several memories (who, when, what happened next: it probes "
     "memory in cycles and returns the evidence); call `remember` when you "
-    "learn something worth keeping (one self-contained fact per memory reads best). `forget` "
+    "learn something worth keeping (one self-contained fact per memory reads best), or `ingest` "
+    "to hand whole conversation turns to the service, which decides what to keep; `core` is "
+    "the profile of a user or agent worth keeping in context. `forget` "
     "removes a memory that is wrong or unwanted; `history` shows how one changed; `link` and "
     "`neighbours` work with the graph of related memories. Ids come from remember/recall."
 )
@@ -139,6 +143,63 @@ def build_server(backend: Backend, *, name: str = "memsvc") -> MCPServer:
                 agent_id=agent_id,
                 cube=cube,
             ),
+        )
+
+    @server.tool(annotations=write, structured_output=False)
+    async def ingest(
+        ctx: Context,
+        messages: Annotated[
+            list[Turn],
+            Field(
+                description="Conversation turns, oldest first, each {'role': 'user'|'assistant', "
+                "'content': '...', 'name': speaker (optional)}.",
+                min_length=1,
+                max_length=MAX_TURNS,
+            ),
+        ],
+        policy: Annotated[
+            PolicyName | None,
+            Field(
+                description="Who decides what to keep: learned, llm, or store_all (every "
+                "turn); omit for the cube's default."
+            ),
+        ] = None,
+        user_id: Annotated[
+            str | None, Field(description="Whom it is about; omit for the default.", max_length=200)
+        ] = None,
+        agent_id: Annotated[
+            str | None,
+            Field(description="Which agent took part; omit for the default.", max_length=200),
+        ] = None,
+        cube: Cube = None,
+    ) -> str:
+        """Hand conversation turns to memory: the service keeps each turn as a source and
+        decides what becomes a memory (insert, update, merge, delete or skip). Returns the
+        decisions counted by operation and the memories written."""
+        return await _call(
+            backend,
+            ctx,
+            lambda b: ops.ingest(
+                b, messages=messages, policy=policy, user_id=user_id, agent_id=agent_id, cube=cube
+            ),
+        )
+
+    @server.tool(annotations=read, structured_output=False)
+    async def core(
+        ctx: Context,
+        user_id: Annotated[
+            str | None,
+            Field(description="The user; omit for the default.", max_length=200),
+        ] = None,
+        agent_id: Annotated[
+            str | None,
+            Field(description="The agent; omit for the default.", max_length=200),
+        ] = None,
+        cube: Cube = None,
+    ) -> str:
+        """The core block of a user or agent: a short profile worth keeping in context."""
+        return await _call(
+            backend, ctx, lambda b: ops.core(b, user_id=user_id, agent_id=agent_id, cube=cube)
         )
 
     @server.tool(annotations=read, structured_output=False)

@@ -58,6 +58,21 @@ from memsvc.schemas import (
     TraceStep,
     VersionProvenance,
 )
+from memsvc.schemas.decisions import DecisionRead
+from memsvc.schemas.ingest import (
+    CoreRead,
+    DecisionPage,
+    EvalQuestion,
+    FeedbackRead,
+    IngestAccepted,
+    IngestMessage,
+    IngestResponse,
+    PolicyList,
+    PolicyRead,
+    PolicyTrainResponse,
+    PolicyVersionRead,
+)
+from memsvc.schemas.jobs import JobRead
 from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk._async_client import AsyncMemoryClient
 from memsvc.sdk._client import MemoryClient
@@ -75,15 +90,24 @@ __all__ = [
     "ChannelConfig",
     "ChannelHit",
     "Conflict",
+    "CoreRead",
     "CubeCreate",
     "CubePage",
     "CubeRead",
     "CubeUpdate",
+    "DecisionPage",
+    "DecisionRead",
+    "EvalQuestion",
     "Evidence",
+    "FeedbackRead",
     "Forbidden",
     "Health",
     "ImportResult",
+    "IngestAccepted",
+    "IngestMessage",
+    "IngestResponse",
     "InvalidResponse",
+    "JobRead",
     "KeyCreate",
     "KeyCreated",
     "KeyPage",
@@ -101,6 +125,10 @@ __all__ = [
     "MemsvcError",
     "NotFound",
     "PayloadTooLarge",
+    "PolicyList",
+    "PolicyRead",
+    "PolicyTrainResponse",
+    "PolicyVersionRead",
     "ProvenanceRead",
     "RateLimited",
     "RetrievalConfig",

@@ -42,6 +42,21 @@ from memsvc.schemas import (
     TraceRead,
 )
 from memsvc.schemas.ask import AskMode
+from memsvc.schemas.cubes import PolicyName
+from memsvc.schemas.decisions import DecisionRead, Operation
+from memsvc.schemas.ingest import (
+    CoreRead,
+    DecisionPage,
+    EvalQuestion,
+    FeedbackRead,
+    FeedbackSignal,
+    IngestAccepted,
+    IngestResponse,
+    PolicyList,
+    PolicyTrainResponse,
+    PolicyVersionRead,
+)
+from memsvc.schemas.jobs import JobRead
 from memsvc.schemas.transfer import ImportResult
 from memsvc.sdk import _endpoints as api
 from memsvc.sdk._core import (
@@ -57,6 +72,7 @@ from memsvc.sdk._core import (
     stream_failed,
     timeout_for,
 )
+from memsvc.sdk._endpoints import MessageLike
 from memsvc.sdk._types import (
     ID,
     CubeFields,
@@ -473,6 +489,158 @@ class MemoryClient:
     def get_trace(self, trace_id: ID, *, timeout: float | None = None) -> TraceRead:
         """What one ask did, step by step (kept for the server's retention period)."""
         return self._send(api.get_trace(trace_id), timeout)
+
+    # -- ingest and write policies ------------------------------------------------------
+
+    def ingest(
+        self,
+        cube_id: ID,
+        messages: Sequence[MessageLike],
+        *,
+        policy: PolicyName | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> IngestResponse:
+        """Store conversation messages (``IngestMessage``s or dicts) and let a write policy
+        decide what memory each becomes (default policy: the cube's, else ``learned``);
+        returns the decisions and the memories written. Never applied twice on retry."""
+        call = api.ingest(
+            cube_id,
+            messages,
+            policy=policy,
+            user_id=user_id,
+            agent_id=agent_id,
+            idempotency_key=idempotency_key,
+        )
+        return self._send(call, timeout)
+
+    def ingest_async(
+        self,
+        cube_id: ID,
+        messages: Sequence[MessageLike],
+        *,
+        policy: PolicyName | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> IngestAccepted:
+        """``ingest`` with ``"async": true``: queued at once; the answer names the job
+        (``GET /v1/jobs/{job_id}``) and the ``ingest_id`` its decisions will carry."""
+        call = api.ingest_async(
+            cube_id,
+            messages,
+            policy=policy,
+            user_id=user_id,
+            agent_id=agent_id,
+            idempotency_key=idempotency_key,
+        )
+        return self._send(call, timeout)
+
+    def get_core(
+        self,
+        cube_id: ID,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        timeout: float | None = None,
+    ) -> CoreRead:
+        """The cube's core blocks (profiles); with ``user_id``/``agent_id`` that scope's."""
+        return self._send(api.get_core(cube_id, user_id=user_id, agent_id=agent_id), timeout)
+
+    def list_decisions(
+        self,
+        cube_id: ID,
+        *,
+        operation: Operation | None = None,
+        ingest_id: ID | None = None,
+        memory_id: ID | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> DecisionPage:
+        """One page of the write policies' decisions on the cube's messages, oldest first."""
+        call = api.list_decisions(
+            cube_id,
+            operation=operation,
+            ingest_id=ingest_id,
+            memory_id=memory_id,
+            cursor=cursor,
+            limit=limit,
+        )
+        return self._send(call, timeout)
+
+    def iter_decisions(
+        self,
+        cube_id: ID,
+        *,
+        operation: Operation | None = None,
+        ingest_id: ID | None = None,
+        memory_id: ID | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[DecisionRead]:
+        """Every decision matching the filters, page after page."""
+        return self._pages(
+            lambda cursor: api.list_decisions(
+                cube_id,
+                operation=operation,
+                ingest_id=ingest_id,
+                memory_id=memory_id,
+                cursor=cursor,
+                limit=page_size,
+            ),
+            timeout,
+        )
+
+    def feedback(
+        self,
+        memory_ids: Sequence[ID],
+        signal: FeedbackSignal,
+        *,
+        trace_id: ID | None = None,
+        timeout: float | None = None,
+    ) -> FeedbackRead:
+        """Report memories ``used``, ``wrong`` or ``irrelevant``: the rewards a write policy
+        trains on (``NotFound`` when one is not the tenant's)."""
+        return self._send(api.feedback(memory_ids, signal, trace_id=trace_id), timeout)
+
+    def list_policies(self, *, timeout: float | None = None) -> PolicyList:
+        """The write policies, their versions and the active one of each."""
+        return self._send(api.list_policies(), timeout)
+
+    def train_policy(
+        self,
+        name: PolicyName,
+        *,
+        cube_ids: Sequence[ID] | None = None,
+        eval_set: Sequence[EvalQuestion] | None = None,
+        activate: bool = False,
+        timeout: float | None = None,
+    ) -> PolicyTrainResponse:
+        """Train a new version of a policy from the tenant's rewards and labelled questions
+        (admin key); active only with ``activate=True``."""
+        call = api.train_policy(name, cube_ids=cube_ids, eval_set=eval_set, activate=activate)
+        return self._send(call, timeout)
+
+    def activate_policy(
+        self, name: PolicyName, version: int, *, timeout: float | None = None
+    ) -> PolicyVersionRead:
+        """Make a version of a policy the active one (admin key)."""
+        return self._send(api.activate_policy(name, version), timeout)
+
+    def rollback_policy(
+        self, name: PolicyName, *, timeout: float | None = None
+    ) -> PolicyVersionRead:
+        """Back to the version active before (admin key; ``Conflict`` when the packaged one
+        is active already)."""
+        return self._send(api.rollback_policy(name), timeout)
+
+    def get_job(self, job_id: int, *, timeout: float | None = None) -> JobRead:
+        """One job of the tenant: ``status`` and ``result`` of an ``ingest_async``."""
+        return self._send(api.get_job(job_id), timeout)
 
     # -- graph --------------------------------------------------------------------------
 

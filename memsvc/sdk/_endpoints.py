@@ -6,7 +6,7 @@ Adding an endpoint is one function here plus a one-line method on each client.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import httpx
@@ -47,6 +47,26 @@ from memsvc.schemas import (
     TraceRead,
 )
 from memsvc.schemas.ask import MAX_DEADLINE_MS, AskMode
+from memsvc.schemas.cubes import PolicyName
+from memsvc.schemas.decisions import Operation
+from memsvc.schemas.ingest import (
+    CoreRead,
+    DecisionPage,
+    EvalQuestion,
+    FeedbackCreate,
+    FeedbackRead,
+    FeedbackSignal,
+    IngestAccepted,
+    IngestMessage,
+    IngestRequest,
+    IngestResponse,
+    PolicyActivate,
+    PolicyList,
+    PolicyTrainRequest,
+    PolicyTrainResponse,
+    PolicyVersionRead,
+)
+from memsvc.schemas.jobs import JobRead
 from memsvc.schemas.transfer import MEDIA_TYPE, ImportResult
 from memsvc.sdk._core import (
     IDEMPOTENCY_HEADER,
@@ -331,6 +351,178 @@ def ask(
 def get_trace(trace_id: ID) -> Call[TraceRead]:
     """``GET /v1/traces/{trace_id}``."""
     return _get(f"/v1/traces/{seg(trace_id)}", TraceRead)
+
+
+# -- ingest and write policies ---------------------------------------------------------
+
+MessageLike = IngestMessage | Mapping[str, object]
+"""One message to ingest: an ``IngestMessage`` or a dict of its fields."""
+
+
+def _ingest(
+    cube_id: ID,
+    messages: Sequence[MessageLike],
+    *,
+    policy: PolicyName | None,
+    user_id: str | None,
+    agent_id: str | None,
+    idempotency_key: str | None,
+    queued: bool,
+    parse: Callable[[httpx.Response], T],
+) -> Call[T]:
+    given = {"policy": policy, "user_id": user_id, "agent_id": agent_id}
+    request = IngestRequest.model_validate(
+        {"messages": [_message(m) for m in messages]}
+        | {name: value for name, value in given.items() if value is not None}
+        | ({"async": True} if queued else {})
+    )
+    # As for created memories: one key per call, reused by its retries, applied once.
+    key = idempotency_key or str(uuid.uuid4())
+    return Call(
+        "POST",
+        f"/v1/cubes/{seg(cube_id)}/ingest",
+        parse,
+        # ``by_alias``: the wire name of ``async_`` is ``"async"``.
+        body=request.model_dump_json(exclude_unset=True, by_alias=True).encode(),
+        headers={"Content-Type": "application/json", IDEMPOTENCY_HEADER: key},
+    )
+
+
+def _message(message: MessageLike) -> IngestMessage:
+    if isinstance(message, IngestMessage):
+        return message
+    if not isinstance(message, Mapping):
+        raise TypeError(f"expected IngestMessage or a mapping, got {type(message).__name__}")
+    return IngestMessage.model_validate(dict(message))
+
+
+def ingest(
+    cube_id: ID,
+    messages: Sequence[MessageLike],
+    *,
+    policy: PolicyName | None,
+    user_id: str | None,
+    agent_id: str | None,
+    idempotency_key: str | None,
+) -> Call[IngestResponse]:
+    """``POST /v1/cubes/{cube_id}/ingest``, answered when the policy has decided."""
+    return _ingest(
+        cube_id,
+        messages,
+        policy=policy,
+        user_id=user_id,
+        agent_id=agent_id,
+        idempotency_key=idempotency_key,
+        queued=False,
+        parse=expect(IngestResponse),
+    )
+
+
+def _accepted(response: httpx.Response) -> IngestAccepted:
+    if response.status_code != 202:
+        raise InvalidResponse(
+            f"POST {response.request.url.path}: expected 202 for an async ingest, "
+            f"got {response.status_code}"
+        )
+    return expect(IngestAccepted)(response)
+
+
+def ingest_async(
+    cube_id: ID,
+    messages: Sequence[MessageLike],
+    *,
+    policy: PolicyName | None,
+    user_id: str | None,
+    agent_id: str | None,
+    idempotency_key: str | None,
+) -> Call[IngestAccepted]:
+    """``POST /v1/cubes/{cube_id}/ingest`` with ``"async": true``: 202 and a job."""
+    return _ingest(
+        cube_id,
+        messages,
+        policy=policy,
+        user_id=user_id,
+        agent_id=agent_id,
+        idempotency_key=idempotency_key,
+        queued=True,
+        parse=_accepted,
+    )
+
+
+def get_core(cube_id: ID, *, user_id: str | None, agent_id: str | None) -> Call[CoreRead]:
+    """``GET /v1/cubes/{cube_id}/core``."""
+    params = query(user_id=user_id, agent_id=agent_id)
+    return _get(f"/v1/cubes/{seg(cube_id)}/core", CoreRead, params)
+
+
+def list_decisions(
+    cube_id: ID,
+    *,
+    operation: Operation | None,
+    ingest_id: ID | None,
+    memory_id: ID | None,
+    cursor: str | None,
+    limit: int | None,
+) -> Call[DecisionPage]:
+    """``GET /v1/cubes/{cube_id}/decisions``."""
+    params = query(
+        operation=operation, ingest_id=ingest_id, memory_id=memory_id, cursor=cursor, limit=limit
+    )
+    return _get(f"/v1/cubes/{seg(cube_id)}/decisions", DecisionPage, params)
+
+
+def feedback(
+    memory_ids: Sequence[ID], signal: FeedbackSignal, *, trace_id: ID | None
+) -> Call[FeedbackRead]:
+    """``POST /v1/feedback`` (each call records again, so retried only when not sent)."""
+    body = FeedbackCreate.model_validate(
+        {"memory_ids": [str(m) for m in memory_ids], "signal": signal}
+        | ({"trace_id": str(trace_id)} if trace_id is not None else {})
+    )
+    return json_call("POST", "/v1/feedback", body, expect(FeedbackRead))
+
+
+def list_policies() -> Call[PolicyList]:
+    """``GET /v1/policies``."""
+    return _get("/v1/policies", PolicyList)
+
+
+def train_policy(
+    name: PolicyName,
+    *,
+    cube_ids: Sequence[ID] | None,
+    eval_set: Sequence[EvalQuestion] | None,
+    activate: bool,
+) -> Call[PolicyTrainResponse]:
+    """``POST /v1/policies/{name}/train`` (a new version each time: retried only when not
+    sent)."""
+    fields: dict[str, object] = {}
+    if cube_ids is not None:
+        fields["cube_ids"] = [str(c) for c in cube_ids]
+    if eval_set:
+        fields["eval_set"] = list(eval_set)
+    if activate:
+        fields["activate"] = True
+    body = PolicyTrainRequest.model_validate(fields)
+    return json_call("POST", f"/v1/policies/{seg(name)}/train", body, expect(PolicyTrainResponse))
+
+
+def activate_policy(name: PolicyName, version: int) -> Call[PolicyVersionRead]:
+    """``POST /v1/policies/{name}/activate``: sets the active version, so safe to retry."""
+    body = PolicyActivate(version=version)
+    path = f"/v1/policies/{seg(name)}/activate"
+    return json_call("POST", path, body, expect(PolicyVersionRead), retry_safe=True)
+
+
+def rollback_policy(name: PolicyName) -> Call[PolicyVersionRead]:
+    """``POST /v1/policies/{name}/rollback`` (a step back each time: retried only when not
+    sent)."""
+    return Call("POST", f"/v1/policies/{seg(name)}/rollback", expect(PolicyVersionRead))
+
+
+def get_job(job_id: int) -> Call[JobRead]:
+    """``GET /v1/jobs/{job_id}``: how an async ingest (or any job of the tenant) went."""
+    return _get(f"/v1/jobs/{int(job_id)}", JobRead)
 
 
 # -- graph ------------------------------------------------------------------------------

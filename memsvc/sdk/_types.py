@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TypedDict
 
 from memsvc.schemas import RetrievalConfig, SearchFilters, SourceCreate
+from memsvc.schemas.cubes import PolicyName
 from memsvc.schemas.memories import Layer, Status
 
 ID = uuid.UUID | str
@@ -20,6 +21,7 @@ class CubeFields(TypedDict, total=False):
     name: str
     description: str
     metadata: Mapping[str, object]
+    write_policy: PolicyName | None
 
 
 class CubeUpdateFields(TypedDict, total=False):
@@ -28,6 +30,7 @@ class CubeUpdateFields(TypedDict, total=False):
     name: str | None
     description: str | None
     metadata: Mapping[str, object] | None
+    write_policy: PolicyName | None
 
 
 class MemoryFields(TypedDict, total=False):

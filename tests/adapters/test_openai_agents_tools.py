@@ -14,7 +14,7 @@ pytest.importorskip("agents")
 from agents import FunctionTool
 from agents.tool_context import ToolContext
 
-from memsvc.adapters.openai_agents import memory_tools
+from memsvc.adapters.openai_agents import ingest_tool, memory_tools
 from memsvc.sdk import AsyncMemoryClient, MemoryClient
 from tests.conftest import LiveServer
 
@@ -102,3 +102,26 @@ def test_another_tenants_memory_cannot_be_forgotten(live_server: LiveServer) -> 
 
     denied, status = asyncio.run(go())
     assert denied["error"].startswith("not_found") and status == "active"
+
+
+def test_ingest_conversation_tool(live_server: LiveServer) -> None:
+    turns = [
+        {"role": "user", "content": "I moved to Lyon.", "name": "Alice"},
+        {"role": "assistant", "content": "Welcome to Lyon!", "name": None},
+    ]
+
+    async def go() -> tuple[Any, Any, set[str | None]]:
+        async with AsyncMemoryClient(live_server.url, live_server.admin_key) as client:
+            tool = ingest_tool(client, cube="chat", user_id="alice", policy="store_all")
+            out = await invoke(tool, {"messages": turns})
+            bad = await invoke(tool, {"messages": []})
+            [cube] = [c async for c in client.iter_cubes() if c.name == "chat"]
+            owners = {m.user_id async for m in client.iter_memories(cube.id)}
+            return out, bad, owners
+
+    assert ingest_tool(AsyncMemoryClient(live_server.url)).name == "ingest_conversation"
+    out, bad, owners = asyncio.run(go())
+    assert out["policy"] == "store_all@v1" and out["decisions"] == {"insert": 2}
+    assert [m["content"] for m in out["memories"]] == [t["content"] for t in turns]
+    assert owners == {"alice"}
+    assert "at least one message" in bad["error"]

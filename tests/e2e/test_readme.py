@@ -58,7 +58,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 def test_every_readme_block_is_a_setup_command_or_runs_here() -> None:
     langs = [lang for lang, _ in runnable()]
     assert sorted(set(langs)) == ["bash", "python", "sql"], "a new README snippet needs a test here"
-    assert langs.count("bash") == 2 and langs.count("python") == len(EXPECTED_OUTPUT)
+    assert langs.count("bash") == 3 and langs.count("python") == len(EXPECTED_OUTPUT)
     assert langs.count("sql") == 1
     assert len(blocks()) - len(langs) == len(SETUP)
 
@@ -87,6 +87,15 @@ EXPECTED_OUTPUT: list[Callable[[list[str]], bool]] = [
         lines[0] == "Ann flew Lisbon to Boston on 12 March None"
         and lines[1] == "retrieve"
         and lines[-2:] == ["result", "retrieve"]
+    ),
+    lambda lines: (
+        lines
+        == [
+            "[('insert', 'episodic'), ('insert', 'episodic')]",
+            "store_all@v1",
+            "1",
+            "['learned', 'llm', 'store_all']",
+        ]
     ),
     lambda lines: lines == ["diet", "None"],
 ]
@@ -138,6 +147,14 @@ def test_ask_curl_snippet(live_server: LiveServer, tmp_path: Path) -> None:
     assert {e.event for e in events[:-1]} == {"step"} and events[-1].event == "result"
     result = json.loads(events[-1].data)
     assert [e["memory"]["content"] for e in result["evidence"]] == ["Luis is allergic to peanuts"]
+
+
+def test_ingest_curl_snippet(live_server: LiveServer, tmp_path: Path) -> None:
+    out, listed = _documents(_run_bash(2, live_server, tmp_path))
+    assert out["policy"] == "store_all"  # type: ignore[index]
+    assert [d["operation"] for d in out["decisions"]] == ["insert", "insert"]  # type: ignore[index]
+    assert {m["user_id"] for m in out["memories"]} == {"ann"}  # type: ignore[index]
+    assert [d["id"] for d in listed["items"]] == [d["id"] for d in out["decisions"]]  # type: ignore[index]
 
 
 def _statements(code: str) -> list[str]:

@@ -28,7 +28,9 @@ async def test_agent_loop_remember_recall_forget(
     """Remember three things, recall one, forget it, recall again."""
     async with mcp_client(transport, live_server.url, live_server.admin_key) as client:
         names = {t.name for t in (await client.list_tools()).tools}
-        assert names == {"remember", "recall", "ask", "forget", "history", "link", "neighbours"}
+        assert names == {
+            "remember", "recall", "ask", "ingest", "core", "forget", "history", "link", "neighbours"
+        }  # fmt: skip
         facts = [
             "Alice is vegetarian and avoids mushrooms",
             "Alice's daughter plays the cello on Tuesdays",
