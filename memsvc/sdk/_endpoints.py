@@ -385,6 +385,10 @@ def _ingest(
         # ``by_alias``: the wire name of ``async_`` is ``"async"``.
         body=request.model_dump_json(exclude_unset=True, by_alias=True).encode(),
         headers={"Content-Type": "application/json", IDEMPOTENCY_HEADER: key},
+        # A batch of long messages is embedded and decided before the answer (an ``llm``
+        # policy calls its model too): a shorter client default would cut it off, and its
+        # retry would only wait for the first to commit and replay it.
+        min_read=None if queued else INGEST_READ_S,
     )
 
 
@@ -394,6 +398,10 @@ def _message(message: MessageLike) -> IngestMessage:
     if not isinstance(message, Mapping):
         raise TypeError(f"expected IngestMessage or a mapping, got {type(message).__name__}")
     return IngestMessage.model_validate(dict(message))
+
+
+# The read timeout a synchronous ingest gets at least (the server's response timeout).
+INGEST_READ_S = 65.0
 
 
 def ingest(
