@@ -41,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from memsvc.policy.decide import Batch, Message, Neighbour, Situation
 from memsvc.policy.learned import (
     DEFAULT_MODEL,
-    LearnedModel,
     LearnedPolicy,
     evaluate,
     features,

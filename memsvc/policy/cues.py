@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\u2019-]*")
 _NUMBER = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty"
     r"|forty|fifty|hundred|thousand|million|dozen|half|once|twice)\b",
@@ -35,15 +35,18 @@ _FILLER = frozenset(
     indeed :) :( care take bet sounds got it will do""".split()
 )
 # A first-person statement of a stable profile fact (name, work, home, family, diet, health).
+_NAME = r"(?-i:[A-Z])"  # a capitalised word follows: a name
 _PROFILE = re.compile(
-    r"\b(?:my name is|call me|i(?:'m| am) (?:a |an )?(?:\d+ years old|vegan|vegetarian"
-    r"|pescatarian|allergic|lactose|gluten|married|single|divorced|engaged|pregnant"
-    r"|from |based in|living in|retired)|i live in|i(?:'ve| have) lived in|i was born"
-    r"|i grew up in|i work (?:as|at|for|in)|i(?:'m| am) working (?:as|at|for)|my job"
-    r"|my (?:wife|husband|partner|son|daughter|kids?|children|mom|mother|dad|father"
-    r"|brother|sister|boyfriend|girlfriend|dog|cat)(?:'s name)? (?:is|are)|i have (?:a |an |two "
-    r"|three )?(?:son|daughter|kids?|children|dog|cat|allerg)|i(?:'m| am) allergic"
-    r"|i don'?t eat|i never eat|i can'?t eat|my birthday is|i(?:'m| am) (?:a|an) \w+ by profession)",
+    rf"\b(?:my name is|call me {_NAME}|i(?:'m| am) \d+ years old"
+    r"|i(?:'m| am) (?:a )?(?:vegan|vegetarian|pescatarian|lactose intolerant|allergic to"
+    r"|married|divorced|engaged)\b|i(?:'m| am) (?:from|based in|living in) "
+    rf"{_NAME}|i live in {_NAME}|i was born in|i grew up in {_NAME}"
+    r"|i work (?:as|at|for) |i(?:'m| am) an? \w+ by profession|my job is"
+    r"|my (?:wife|husband|partner|son|daughter|mom|mother|dad|father|brother|sister"
+    rf"|boyfriend|girlfriend|dog|cat)(?:'s name is| is called| is named) {_NAME}"
+    r"|i have (?:a|an|one|two|three|four) (?:sons?|daughters?|kids|children|dogs?|cats?)\b"
+    r"|i(?:'m| am) allergic|i have an? \w+ allergy|i don'?t eat|i can'?t eat"
+    r"|my birthday is)",
     re.IGNORECASE,
 )
 # A preference, habit or general fact (semantic rather than an event).
@@ -53,12 +56,15 @@ _PREFERENCE = re.compile(
     r"|i never)\b",
     re.IGNORECASE,
 )
-# An explicit retraction of something stored earlier.
+# An explicit retraction of something stored earlier (at the start of a sentence, or a
+# statement that something no longer holds).
 _RETRACTION = re.compile(
-    r"\b(?:forget (?:that|about|what i said)|(?:that|this|it)(?:'s| is) (?:no longer|not) true"
-    r"|no longer true|not true anymore|i no longer|i don'?t \w+ (?:anymore|any more)"
-    r"|(?:please )?(?:delete|remove) (?:that|the (?:memory|note))|scratch that"
-    r"|ignore what i said|i was wrong about|disregard)\b",
+    r"(?:^|[.!?]\s+)(?:please\s+)?(?:forget (?:that|about|what i (?:said|told you))"
+    r"|scratch that|ignore what i said|disregard (?:that|what i said)"
+    r"|(?:delete|remove) (?:that|the (?:memory|note))|(?:actually,?\s+)?i was wrong about)"
+    r"|\b(?:(?:that|this|it)(?:'s| is) (?:no longer|not) true|no longer true"
+    r"|not true any ?more|i no longer|i don'?t \w+ (?:\w+ )?any ?more|i(?:'m| am) not \w+ any ?more"
+    r"|i(?:'ve| have) stopped|i quit)\b",
     re.IGNORECASE,
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -66,7 +72,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 def words(text: str) -> list[str]:
     """Lower-cased words (apostrophes kept, curly ones made straight)."""
-    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+    return [w.lower().replace("\u2019", "'") for w in _WORD.findall(text)]
 
 
 def has_number(text: str) -> bool:
@@ -107,32 +113,42 @@ def question(text: str) -> float:
 
 
 def filler(text: str) -> float:
-    """How much of a short message is filler (0 for a message of more than 12 words)."""
+    """The share of filler words in a short message (0 for a question or a message of more
+    than 12 words: a question opens the memory its answer joins)."""
     ws = words(text)
     if not ws:
         return 1.0
-    if len(ws) > 12:
+    if len(ws) > 12 or "?" in text:
         return 0.0
-    share = sum(1 for w in ws if w in _FILLER) / len(ws)
-    return share if len(ws) > 3 else max(share, 0.5)
+    return sum(1 for w in ws if w in _FILLER) / len(ws)
 
 
 def profile(text: str) -> str | None:
-    """The sentence of ``text`` that states a stable profile fact, as one short line."""
-    for sentence in _SENTENCE.split(text.strip()):
+    """The sentence of ``text`` that states a stable profile fact, as one short line, when
+    that sentence is most of the message (otherwise the message says more than the line)."""
+    if retraction(text):
+        return None
+    text = _straight(text).strip()
+    size = len(text)
+    for sentence in _SENTENCE.split(text):
         if _PROFILE.search(sentence) and "?" not in sentence:
             line = " ".join(sentence.split()).strip(" .!,;")
-            if 0 < len(line) <= 200:
+            if 0 < len(line) <= 200 and len(line) >= 0.6 * size:
                 return line[0].upper() + line[1:] + "."
     return None
 
 
 def preference(text: str) -> bool:
-    return bool(_PREFERENCE.search(text))
+    return bool(_PREFERENCE.search(_straight(text)))
 
 
 def retraction(text: str) -> bool:
-    return bool(_RETRACTION.search(text))
+    return bool(_RETRACTION.search(_straight(text)))
+
+
+def _straight(text: str) -> str:
+    """Curly apostrophes made straight: the patterns spell "I'm" one way."""
+    return text.replace("\u2019", "'")
 
 
 def content_terms(text: str) -> set[str]:

@@ -64,6 +64,9 @@ RULES: dict[str, float] = {
     "max_messages": 3,  # messages per memory
     "max_chars": 1200,  # a memory this long takes no more messages
     "core_max_words": 40,  # a longer message is more than a profile statement
+    # Updates and deletes come from short messages not written by the assistant: a restated
+    # fact or a retraction is a sentence or two; long replies restate whole answers.
+    "change_max_words": 60,
 }
 _LAYERS: dict[str, PolicyLayer] = {"core": "core", "semantic": "semantic", "episodic": "episodic"}
 # ``train`` refuses fewer examples, or fewer of either class.
@@ -190,10 +193,16 @@ class _Open:
     chars: int
 
 
+def _may_change(s: Situation, model: LearnedModel) -> bool:
+    """Whether the message may update or delete a memory (short, not the assistant's)."""
+    size = len(cues.words(s.message.content))
+    return s.message.role != "assistant" and size <= model.rule("change_max_words")
+
+
 def _update_target(s: Situation, model: LearnedModel) -> tuple[Neighbour, float] | None:
     """A neighbour that states the same fact as the message with other numbers."""
     mine = cues.numbers(s.message.content)
-    if not mine:
+    if not mine or not _may_change(s, model):
         return None
     for n in s.neighbours:
         if n.similarity < model.rule("update_similarity"):
@@ -208,7 +217,7 @@ def _update_target(s: Situation, model: LearnedModel) -> tuple[Neighbour, float]
 
 def _delete_target(s: Situation, model: LearnedModel) -> Neighbour | None:
     """The neighbour a retraction takes back: close, and sharing its content words."""
-    if not cues.retraction(s.message.content):
+    if not cues.retraction(s.message.content) or not _may_change(s, model):
         return None
     said = cues.content_terms(s.message.content)
     for n in s.neighbours:
