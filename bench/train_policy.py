@@ -37,10 +37,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from policy_recall import Memory, recall
 
 from memsvc.policy.decide import Batch, Message, Neighbour, Situation
 from memsvc.policy.learned import (
     DEFAULT_MODEL,
+    RULES,
     LearnedPolicy,
     evaluate,
     features,
@@ -63,19 +67,37 @@ class Turn:
     when: datetime | None
     positive: bool
 
+    @property
+    def line(self) -> str:
+        """The turn as the README's plain baselines index it: "speaker: text"."""
+        return f"{self.name or self.role}: {self.text}"
+
+
+@dataclass
+class Question:
+    """A dev question: the turns (indices into the set's turns) that answer it."""
+
+    group: str
+    text: str
+    evidence: set[int]
+
 
 def _evidence(ref: str) -> str | None:
     m = _EVIDENCE.match(ref.strip())
     return f"D{int(m.group(1))}:{int(m.group(2))}" if m else None
 
 
-def locomo_turns(path: Path) -> list[Turn]:
-    """Every turn of every conversation; positive when some question cites it as evidence."""
-    out = []
+def locomo_turns(path: Path) -> tuple[list[Turn], list[Question]]:
+    """Every turn of every conversation, positive when some question cites it as evidence;
+    the questions of categories 1-4 (5 is adversarial: no evidence)."""
+    out: list[Turn] = []
+    questions = []
     for conv in json.loads(path.read_text()):
         sample, c = conv["sample_id"], conv["conversation"]
         evidence = {_evidence(e) for q in conv["qa"] for e in q["evidence"]}
         numbers = sorted(int(k.split("_")[1]) for k in c if re.fullmatch(r"session_\d+", k))
+        index = len(out) + sum(len(c[f"session_{n}"]) for n in numbers)  # for the questions
+        at = {}
         for n in numbers:
             when = datetime.strptime(
                 c[f"session_{n}_date_time"].strip(), "%I:%M %p on %d %B, %Y"
@@ -84,6 +106,7 @@ def locomo_turns(path: Path) -> list[Turn]:
                 text = t["text"]
                 if t.get("blip_caption"):
                     text += f" [shares a photo: {t['blip_caption']}]"
+                at[t["dia_id"]] = len(out)
                 out.append(
                     Turn(
                         sample,
@@ -95,12 +118,19 @@ def locomo_turns(path: Path) -> list[Turn]:
                         t["dia_id"] in evidence,
                     )
                 )
-    return out
+        assert index == len(out)
+        for q in conv["qa"]:
+            found = {at[e] for e in map(_evidence, q["evidence"]) if e in at}
+            if q["category"] != 5 and found:
+                questions.append(Question(sample, q["question"], found))
+    return out, questions
 
 
-def lme_turns(path: Path, others: int, seed: int = 0) -> list[Turn]:
-    """The answer sessions and ``others`` other sessions of every question's haystack."""
-    out = []
+def lme_turns(path: Path, others: int, seed: int = 0) -> tuple[list[Turn], list[Question]]:
+    """The answer sessions and ``others`` other sessions of every question's haystack, and
+    the questions (their evidence: the ``has_answer`` turns)."""
+    out: list[Turn] = []
+    questions = []
     rng = random.Random(seed)
     for q in json.loads(path.read_text()):
         sessions = list(
@@ -113,6 +143,7 @@ def lme_turns(path: Path, others: int, seed: int = 0) -> list[Turn]:
         ]
         rest = [i for i in range(len(sessions)) if i not in answer]
         keep = sorted(set(answer) | set(rng.sample(rest, min(others, len(rest)))))
+        first = len(out)
         for i in keep:
             sid, date, turns = sessions[i]
             when = datetime.strptime(
@@ -130,7 +161,9 @@ def lme_turns(path: Path, others: int, seed: int = 0) -> list[Turn]:
                         bool(t.get("has_answer")),
                     )
                 )
-    return out
+        found = {k for k in range(first, len(out)) if out[k].positive}
+        questions.append(Question(q["question_id"], q["question"], found))
+    return out, questions
 
 
 def embed(texts: Sequence[str], cache: Path) -> np.ndarray:
@@ -215,20 +248,31 @@ def examples(
 
 def simulate(
     policy: LearnedPolicy, sessions: list[list[Situation]], turns: Sequence[Turn]
-) -> dict[str, Any]:
-    """Apply the policy to every session: memories per message and evidence skipped."""
+) -> tuple[dict[str, Any], list[Memory]]:
+    """Apply the policy to every session: memories per message, evidence skipped, and the
+    memories it would write (their text and the turns they came from)."""
     counts: dict[str, int] = {}
-    memories = lost = merged_positive = 0
+    lost = merged_positive = 0
     k = 0
+    written: list[Memory] = []
     for ss in sessions:
-        for d in asyncio.run(policy.decide(Batch(situations=ss))):
+        of_message: dict[int, Memory] = {}
+        for s, d in zip(ss, asyncio.run(policy.decide(Batch(situations=ss))), strict=True):
             op = "core" if d.layer == "core" else d.operation
             counts[op] = counts.get(op, 0) + 1
-            memories += d.operation == "insert"
+            if d.operation == "insert":
+                of_message[s.message.index] = Memory(
+                    turns[k].group, [d.content or turns[k].line], [k]
+                )
+                written.append(of_message[s.message.index])
+            elif d.operation == "merge" and d.target_message is not None:
+                of_message[d.target_message].texts.append(turns[k].line)
+                of_message[d.target_message].turns.append(k)
             if turns[k].positive:
                 lost += d.operation in ("skip", "delete")
                 merged_positive += d.operation == "merge"
             k += 1
+    memories = len(written)
     positives = sum(t.positive for t in turns)
     return {
         "messages": len(turns),
@@ -238,7 +282,24 @@ def simulate(
         "evidence_lost": lost,
         "evidence_merged": merged_positive,
         "operations": dict(sorted(counts.items())),
+    }, written
+
+
+def measure(
+    policy: LearnedPolicy, name: str, sets: dict[str, Any], sess: Any, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The policy's simulation on one set, with offline recall@10 against ``store_all``."""
+    turns, questions = sets[name]
+    stats, written = simulate(policy, sess[name], turns)
+    qvecs = embed([q.text for q in questions], args.cache)
+    every = [Memory(t.group, [t.line], [k]) for k, t in enumerate(turns)]
+    base = recall(every, embed([t.line for t in turns], args.cache), questions, qvecs)
+    ours = recall(written, embed([m.joined() for m in written], args.cache), questions, qvecs)
+    stats["recall@10"] = {
+        way: {"store_all": base[way], "policy": ours[way], "ratio": round(ours[way] / base[way], 4)}
+        for way in base
     }
+    return stats
 
 
 def main() -> None:
@@ -250,6 +311,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/learned-emb"))
     ap.add_argument("--skip-loss", type=float, default=0.02)
     ap.add_argument("--merge-loss", type=float, default=0.5)
+    ap.add_argument("--max-messages", type=int, default=int(RULES["max_messages"]))
+    ap.add_argument("--max-chars", type=int, default=int(RULES["max_chars"]))
+    ap.add_argument("--merge-similarity", type=float, default=RULES["merge_similarity"])
     ap.add_argument("--out", type=Path, default=DEFAULT_MODEL)
     args = ap.parse_args()
 
@@ -258,34 +322,48 @@ def main() -> None:
         "lme": lme_turns(args.data / "lme_dev.json", args.lme_others),
     }
     sess, ex = {}, {}
-    for name, turns in sets.items():
+    for name, (turns, questions) in sets.items():
         vecs = embed([t.text for t in turns], args.cache)
         sess[name] = situations(turns, vecs)
         ex[name] = examples(sess[name], turns)
-        print(f"{name}: {len(turns)} turns, {sum(t.positive for t in turns)} positive")
-    knobs = {"skip_loss": args.skip_loss, "merge_loss": args.merge_loss}
+        print(
+            f"{name}: {len(turns)} turns, {sum(t.positive for t in turns)} positive,"
+            f" {len(questions)} questions"
+        )
+    rules = {
+        "max_messages": float(args.max_messages),
+        "max_chars": float(args.max_chars),
+        "merge_similarity": args.merge_similarity,
+    }
+    knobs: dict[str, Any] = {
+        "skip_loss": args.skip_loss,
+        "merge_loss": args.merge_loss,
+        "rules": rules,
+    }
     cross: dict[str, Any] = {}
     for a, b in (("locomo", "lme"), ("lme", "locomo")):
         m = train(ex[a], version=0, data=a, **knobs)
-        row = {
-            "evaluated_on": b,
-            **evaluate(m, ex[b]),
-            "simulation": simulate(LearnedPolicy(m), sess[b], sets[b]),
-        }
+        stats, _ = simulate(LearnedPolicy(m), sess[b], sets[b][0])
+        row = {"evaluated_on": b, **evaluate(m, ex[b]), "simulation": stats}
         cross[f"trained_on_{a}"] = row
         print(f"trained on {a}, evaluated on {b}: {json.dumps(row)}")
     data = (
-        f"locomo_dev.json ({len(sets['locomo'])} turns of conv-26 and conv-41; positive: a QA's"
-        f" evidence) + lme_dev.json ({len(sets['lme'])} turns: each question's answer sessions"
-        f" and {args.lme_others} other sessions; positive: has_answer)"
+        f"locomo_dev.json ({len(sets['locomo'][0])} turns of conv-26 and conv-41; positive: a"
+        f" QA's evidence) + lme_dev.json ({len(sets['lme'][0])} turns: each question's answer"
+        f" sessions and {args.lme_others} other sessions; positive: has_answer)"
     )
     model = train(ex["locomo"] + ex["lme"], version=1, data=data, **knobs)
-    model.metrics["trained_with"] = {"script": "bench/train_policy.py", **knobs}
+    model.metrics["trained_with"] = {
+        "script": "bench/train_policy.py",
+        "skip_loss": args.skip_loss,
+        "merge_loss": args.merge_loss,
+        "lme_others": args.lme_others,
+    }
     model.metrics["cross_dataset"] = cross
     for name in sets:
         model.metrics[name] = {
             **evaluate(model, ex[name]),
-            "simulation": simulate(LearnedPolicy(model), sess[name], sets[name]),
+            "simulation": measure(LearnedPolicy(model), name, sets, sess, args),
         }
         print(f"packaged model on {name}: {json.dumps(model.metrics[name])}")
     print(f"thresholds: {json.dumps(model.thresholds)}")
