@@ -55,6 +55,10 @@ FEATURES = (
 )
 DEFAULT_MODEL = Path(__file__).with_name("models") / "write-policy-v1.json"
 # The rules' defaults; a model file carries its own (``thresholds``), training keeps them.
+# ``skip`` and ``merge`` are set by ``train``; the caps were chosen with bench/train_policy.py
+# (offline recall@10 against store_all on both dev sets): at most 2 messages a memory kept
+# 0.51 of the messages on both sets; a third one within 1,200 characters cost LongMemEval
+# recall (user turn, long reply, next request); within 600 it groups LoCoMo's short turns.
 RULES: dict[str, float] = {
     "skip": 0.2,  # P(evidence) below which a filler message is skipped
     "merge": 0.4,  # P(evidence) below which a message folds into the open memory
@@ -62,7 +66,7 @@ RULES: dict[str, float] = {
     "update_similarity": 0.85,  # a neighbour this close, with other numbers: an update
     "delete_similarity": 0.55,  # a neighbour this close to a retraction: deleted
     "max_messages": 3,  # messages per memory
-    "max_chars": 1200,  # a memory this long takes no more messages
+    "max_chars": 600,  # a memory takes a third message only within this many characters
     "core_max_words": 40,  # a longer message is more than a profile statement
     # Updates and deletes come from short messages not written by the assistant: a restated
     # fact or a retraction is a sentence or two; long replies restate whole answers.
@@ -245,10 +249,10 @@ class LearnedPolicy:
         """One decision per situation of ``batch``, in order (synchronous)."""
         out: list[Decision] = []
         open_: _Open | None = None
-        first = batch.situations[0] if batch.situations else None
-        if first is not None and first.last_memory is not None:
-            open_ = _Open(None, first.last_memory.id, first.last_memory_messages, 0)
-            open_.chars = len(first.last_memory.content)
+        last = batch.situations[0].last_memory if batch.situations else None
+        if last is not None:
+            count = batch.situations[0].last_memory_messages
+            open_ = _Open(None, last.id, count, len(last.content))
         prev: Situation | None = None
         for s in batch.situations:
             feats = features(s, prev)
@@ -267,11 +271,11 @@ class LearnedPolicy:
             prev = s
         return out
 
-    def _room(self, open_: _Open | None) -> bool:
-        return (
-            open_ is not None
-            and open_.messages < self.model.rule("max_messages")
-            and open_.chars < self.model.rule("max_chars")
+    def _room(self, open_: _Open, size: int) -> bool:
+        """Whether the open memory takes a message of ``size`` characters: any second one (a
+        turn and its reply belong together), a third or later only within ``max_chars``."""
+        return open_.messages < self.model.rule("max_messages") and (
+            open_.messages == 1 or open_.chars + size <= self.model.rule("max_chars")
         )
 
     def _one(
@@ -303,7 +307,7 @@ class LearnedPolicy:
             return Decision(
                 "insert", layer="core", content=line, reason="core: a profile statement"
             )
-        if open_ is not None and self._room(open_):
+        if open_ is not None and self._room(open_, len(text)):
             why = None
             if f["prev_question"] >= 0.7 and f["same_speaker"] == 0.0:
                 why = f"reply to the question before it (sim {f['prev_sim']:.2f})"
