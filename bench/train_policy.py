@@ -14,8 +14,17 @@ Embeddings are cached under ``--cache`` (keyed by the text).
 Prints cross-dataset figures (trained on one set, evaluated on the other: AUC, the share of
 turns the model would skip or fold, the share of positives it keeps) and a simulation of
 ``LearnedPolicy`` over every session of both sets: memories kept per message (target at most
-0.5: ``store_all`` keeps 1.0) and evidence turns whose message was skipped (target 0). Writes
+0.5: ``store_all`` keeps 1.0), evidence turns whose message was skipped (target 0), and an
+offline recall@10 of the memories it writes against ``store_all`` (``bench/policy_recall.py``:
+dense, BM25 and RRF search without the service, provenance flattened; target 98%). Writes
 the packaged model, trained on both sets, to ``memsvc/policy/models/write-policy-v1.json``.
+
+The packaged v1 (defaults; about 80 s on 2 CPU cores with the embeddings cached):
+    cross-dataset AUC: trained on LoCoMo -> LongMemEval 0.49, LongMemEval -> LoCoMo 0.78
+    LoCoMo:      kept 0.37, evidence lost 0/261, recall@10 vs store_all: dense 0.539/0.511,
+                 BM25 0.645/0.588, RRF 0.628/0.591
+    LongMemEval: kept 0.501, evidence lost 0/54, recall@10 vs store_all: dense 0.681/0.722,
+                 BM25 0.796/0.833, RRF 0.771/0.816 (a turn and its long reply share a memory)
 """
 
 from __future__ import annotations
@@ -302,6 +311,20 @@ def measure(
     return stats
 
 
+def cross_dataset(
+    sets: dict[str, Any], sess: dict[str, Any], ex: dict[str, Any], knobs: dict[str, Any]
+) -> dict[str, Any]:
+    """Train on one set, evaluate and simulate on the other."""
+    cross: dict[str, Any] = {}
+    for a, b in (("locomo", "lme"), ("lme", "locomo")):
+        m = train(ex[a], version=0, data=a, **knobs)
+        stats, _ = simulate(LearnedPolicy(m), sess[b], sets[b][0])
+        row = {"evaluated_on": b, **evaluate(m, ex[b]), "simulation": stats}
+        cross[f"trained_on_{a}"] = row
+        print(f"trained on {a}, evaluated on {b}: {json.dumps(row)}")
+    return cross
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -340,13 +363,7 @@ def main() -> None:
         "merge_loss": args.merge_loss,
         "rules": rules,
     }
-    cross: dict[str, Any] = {}
-    for a, b in (("locomo", "lme"), ("lme", "locomo")):
-        m = train(ex[a], version=0, data=a, **knobs)
-        stats, _ = simulate(LearnedPolicy(m), sess[b], sets[b][0])
-        row = {"evaluated_on": b, **evaluate(m, ex[b]), "simulation": stats}
-        cross[f"trained_on_{a}"] = row
-        print(f"trained on {a}, evaluated on {b}: {json.dumps(row)}")
+    cross = cross_dataset(sets, sess, ex, knobs)
     data = (
         f"locomo_dev.json ({len(sets['locomo'][0])} turns of conv-26 and conv-41; positive: a"
         f" QA's evidence) + lme_dev.json ({len(sets['lme'][0])} turns: each question's answer"
