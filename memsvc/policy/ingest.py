@@ -301,7 +301,7 @@ async def ingest(
             note = f"llm policy failed ({exc.code}: {exc}); the learned policy decided"
             log.warning("ingest_llm_fallback", extra={"code": exc.code})
             warnings.append(note)
-            out = await learned.LearnedPolicy(learned.default_model()).decide(batch)
+            out = await learned.LearnedPolicy(learned.packaged()).decide(batch)
             for d in out:
                 d.reason = f"{note}. {d.reason}"
         if len(out) != len(idxs):

@@ -75,7 +75,7 @@ async def resolve(
         if row is not None:
             model = learned.LearnedModel.from_json(row.model)
             return Chosen(learned.LearnedPolicy(model), "trained")
-        return Chosen(learned.LearnedPolicy(learned.default_model()), "package")
+        return Chosen(learned.LearnedPolicy(learned.packaged()), "package")
     if name == "llm":
         if llm is None:
             raise ValidationFailed(
@@ -90,5 +90,5 @@ async def resolve(
 def packaged_version(name: str) -> int:
     """The version number of the packaged policy (trained ones count on from it)."""
     if name == "learned":
-        return learned.default_model().version
+        return learned.packaged().version
     return 1

@@ -45,7 +45,7 @@ def _packaged(name: str, active: bool) -> PolicyVersionRead:
     metrics: dict[str, object] = {}
     training: dict[str, object] = {}
     if name == "learned":
-        model = learned.default_model()
+        model = learned.packaged()
         metrics, training = dict(model.metrics), {"data": model.data}
     return PolicyVersionRead(
         name=name,
