@@ -611,17 +611,21 @@ async def test_training_changes_decisions_activation_and_rollback(service: Servi
 
 async def test_feedback_labels_training_and_needs_no_admin(service: Service) -> None:
     cube = await make_cube(service)
-    out = await ingest(service, cube, messages=talk("f"), policy="store_all")
+    ids = []
+    for tag in ("f", "g"):
+        out = await ingest(service, cube, messages=talk(tag), policy="store_all")
+        ids += [m["id"] for m in out["memories"]]
     member = await new_member_key(service)
-    ids = [m["id"] for m in out["memories"]]
     resp = await service.client.post(
-        "/v1/feedback", json={"memory_ids": ids[:6], "signal": "used"}, headers=service.auth(member)
+        "/v1/feedback",
+        json={"memory_ids": ids[::2], "signal": "used"},
+        headers=service.auth(member),
     )
-    assert resp.status_code == 201 and resp.json() == {"recorded": 6}, resp.text
+    assert resp.status_code == 201 and resp.json() == {"recorded": 12}, resp.text
     resp = await service.client.post(
-        "/v1/feedback", json={"memory_ids": ids[6:], "signal": "wrong"}, headers=service.auth()
+        "/v1/feedback", json={"memory_ids": ids[1::2], "signal": "wrong"}, headers=service.auth()
     )
-    assert resp.json() == {"recorded": 6}
+    assert resp.json() == {"recorded": 12}
     # Training is an admin's: a plain key is refused; the admin's run learns from feedback.
     assert_error(
         await service.client.post(
@@ -633,7 +637,7 @@ async def test_feedback_labels_training_and_needs_no_admin(service: Service) -> 
         "/v1/policies/learned/train", json={"cube_ids": [cube]}, headers=service.auth()
     )
     assert trained.status_code == 201, trained.text
-    assert (trained.json()["examples"], trained.json()["positives"]) == (12, 6)
+    assert (trained.json()["examples"], trained.json()["positives"]) == (24, 12)
     assert not trained.json()["policy"]["active"]
     bad = await service.client.post(
         "/v1/feedback",
