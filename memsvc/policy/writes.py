@@ -66,22 +66,29 @@ def check_fields(
         )
 
 
-def check_limits(batch: MemoryBatchCreate, limits: LimitSettings) -> None:
-    """Refuse oversized batches and contents (413) and fields (422) before any work is done."""
-    if len(batch.memories) > limits.max_batch:
+def check_sizes(noun: str, contents: Sequence[str], limits: LimitSettings) -> None:
+    """Refuse (413) a batch of more than ``max_batch`` items, or an item's content over
+    ``max_content_bytes`` (``noun``: what the items are called in the request)."""
+    if len(contents) > limits.max_batch:
         raise PayloadTooLarge(
-            f"batch of {len(batch.memories)} memories exceeds the limit of {limits.max_batch}",
+            f"batch of {len(contents)} {noun} exceeds the limit of {limits.max_batch}",
             code="batch_too_large",
             detail={"limit": limits.max_batch},
         )
-    for i, m in enumerate(batch.memories):
-        size = len(m.content.encode())
+    for i, content in enumerate(contents):
+        size = len(content.encode())
         if size > limits.max_content_bytes:
             raise PayloadTooLarge(
-                f"memories[{i}].content is {size} bytes; the limit is {limits.max_content_bytes}",
+                f"{noun}[{i}].content is {size} bytes; the limit is {limits.max_content_bytes}",
                 code="content_too_large",
                 detail={"index": i, "bytes": size, "limit": limits.max_content_bytes},
             )
+
+
+def check_limits(batch: MemoryBatchCreate, limits: LimitSettings) -> None:
+    """Refuse oversized batches and contents (413) and fields (422) before any work is done."""
+    check_sizes("memories", [m.content for m in batch.memories], limits)
+    for i, m in enumerate(batch.memories):
         check_fields(f"memories[{i}]", limits, metadata=m.metadata, tags=m.tags, sources=m.sources)
         check_kind(f"memories[{i}].kind", m.kind)
 

@@ -261,7 +261,7 @@ async def test_merge_into_the_last_stored_memory_of_the_session(
                 {
                     "op": "memory_insert",
                     "message": [0],
-                    "layer": "episodic",
+                    "layer": "semantic",
                     "content": "Ann adopted a cat named Miso.",
                     "reason": "pet",
                 }
@@ -275,6 +275,7 @@ async def test_merge_into_the_last_stored_memory_of_the_session(
         messages=[{"role": "user", "content": "We adopted a cat, Miso!", "session_id": "s1"}],
     )
     [mem] = first["memories"]
+    assert (mem["layer"], mem["kind"]) == ("semantic", "fact")
     llm.reply = lambda p: json.dumps(
         {
             "operations": [
