@@ -394,8 +394,35 @@ def train(
     p = np.asarray([model.score(f) for f, _ in examples])
     model.thresholds["skip"] = round(float(np.quantile(p[y == 1], skip_loss)), 4)
     model.thresholds["merge"] = round(float(np.quantile(p[y == 1], merge_loss)), 4)
-    model.metrics = {"examples": len(y), "positives": positives, **evaluate(model, examples)}
+    model.metrics = {
+        "examples": len(y),
+        "positives": positives,
+        # On the training examples themselves (in-sample) ...
+        **evaluate(model, examples),
+        # ... and held out: each example scored by a model fitted without its fold.
+        "cv_auc": _cv_auc(x, y),
+    }
     return model
+
+
+def _cv_auc(x: np.ndarray, y: np.ndarray, folds: int = 5) -> float | None:
+    """AUC of out-of-fold scores (stratified, seeded); None when a class has fewer
+    examples than folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if min(int(y.sum()), int(len(y) - y.sum())) < folds:
+        return None
+    p = np.zeros(len(y))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
+        fit = make_pipeline(
+            StandardScaler(), LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+        )
+        fit.fit(x[train], y[train])
+        p[test] = fit.predict_proba(x[test])[:, 1]
+    return round(auc(p.tolist(), y.tolist()), 4)
 
 
 def evaluate(
