@@ -52,6 +52,12 @@ class JobHandler:
     needs_runtime: bool = False
 
 
+def _budget(ctx: JobContext, tenant_id: uuid.UUID) -> None:
+    """A job's LLM calls draw on its tenant's hourly budget (with an LLM configured)."""
+    if ctx.llm is not None:
+        ctx.usage.budget = TenantBudget.of(ctx.db, tenant_id, ctx.settings.llm)
+
+
 def _memory_ref(job: ClaimedJob) -> tuple[uuid.UUID, uuid.UUID]:
     if job.tenant_id is None:
         raise ValueError("enrich job has no tenant")
@@ -61,13 +67,7 @@ def _memory_ref(job: ClaimedJob) -> tuple[uuid.UUID, uuid.UUID]:
 async def run_enrich(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
     """A-MEM enrichment of the memory named in the payload."""
     tenant_id, memory_id = _memory_ref(job)
-    if ctx.llm is not None:
-        ctx.usage.budget = TenantBudget(
-            ctx.db,
-            tenant_id,
-            calls_per_hour=ctx.settings.llm.budget_calls_per_hour,
-            tokens_per_hour=ctx.settings.llm.budget_tokens_per_hour,
-        )
+    _budget(ctx, tenant_id)
     result = await enrich_memory(
         ctx.db,
         tenant_id=tenant_id,
@@ -116,13 +116,7 @@ async def run_summarise(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
         raise ValueError("summarise job has no tenant")
     if ctx.runtime is None:
         raise RuntimeError("summarise jobs need the embedder (a worker with models loaded)")
-    if ctx.llm is not None:
-        ctx.usage.budget = TenantBudget(
-            ctx.db,
-            job.tenant_id,
-            calls_per_hour=ctx.settings.llm.budget_calls_per_hour,
-            tokens_per_hour=ctx.settings.llm.budget_tokens_per_hour,
-        )
+    _budget(ctx, job.tenant_id)
     runtime = ctx.runtime
     out = await layers.summarise(
         ctx.db,
@@ -143,13 +137,7 @@ async def run_ingest(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
         raise ValueError("ingest job has no tenant")
     if ctx.runtime is None:
         raise RuntimeError("ingest jobs need the embedder (a worker with models loaded)")
-    if ctx.llm is not None:
-        ctx.usage.budget = TenantBudget(
-            ctx.db,
-            job.tenant_id,
-            calls_per_hour=ctx.settings.llm.budget_calls_per_hour,
-            tokens_per_hour=ctx.settings.llm.budget_tokens_per_hour,
-        )
+    _budget(ctx, job.tenant_id)
     async with ctx.db.tenant_transaction(job.tenant_id) as s:
         return await ingest.run_queued(
             s,

@@ -92,14 +92,7 @@ async def ask_cube(
 ) -> AskResponse:
     """Run an ask (``memsvc.retrieval.ask``) and store its trace in the same transaction.
     Its LLM calls draw on the tenant's hourly LLM budget like enrichment's."""
-    usage = Usage(
-        budget=TenantBudget(
-            db,
-            tenant_id,
-            calls_per_hour=settings.llm.budget_calls_per_hour,
-            tokens_per_hour=settings.llm.budget_tokens_per_hour,
-        )
-    )
+    usage = Usage(budget=TenantBudget.of(db, tenant_id, settings.llm))
     trace_id = uuid.uuid4()
     response, steps = await ask.ask(
         session,

@@ -13,6 +13,7 @@ import uuid
 
 from sqlalchemy import text
 
+from memsvc.config import LLMSettings
 from memsvc.store.db import Database
 
 _RESERVE = text(
@@ -42,6 +43,16 @@ class TenantBudget:
         self.tenant_id = tenant_id
         self.calls_per_hour = max(calls_per_hour, 0)
         self.tokens_per_hour = max(tokens_per_hour, 0)
+
+    @classmethod
+    def of(cls, db: Database, tenant_id: uuid.UUID, settings: LLMSettings) -> TenantBudget:
+        """The budget the settings give one tenant."""
+        return cls(
+            db,
+            tenant_id,
+            calls_per_hour=settings.budget_calls_per_hour,
+            tokens_per_hour=settings.budget_tokens_per_hour,
+        )
 
     async def reserve(self) -> bool:
         async with self.db.transaction() as s:

@@ -91,14 +91,7 @@ async def ingest_messages(
             cube=cube,
             body=body,
             idempotency_key=idempotency_key,
-            usage=Usage(
-                budget=TenantBudget(
-                    state.db,
-                    principal.tenant_id,
-                    calls_per_hour=state.settings.llm.budget_calls_per_hour,
-                    tokens_per_hour=state.settings.llm.budget_tokens_per_hour,
-                )
-            ),
+            usage=Usage(budget=TenantBudget.of(state.db, principal.tenant_id, state.settings.llm)),
         )
 
 
