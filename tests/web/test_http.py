@@ -380,3 +380,29 @@ def test_session_cookies_expire_and_cannot_be_altered() -> None:
     assert not sessions.token_matches(web.csrf, None)
     assert not sessions.token_matches(web.csrf, "")
     assert sessions.token_matches(web.csrf, web.csrf)
+
+
+async def test_memory_page_shows_the_write_decisions_behind_each_version(
+    service: Service,
+) -> None:
+    cube = await make_cube(service)
+    resp = await service.client.post(
+        f"/v1/cubes/{cube}/ingest",
+        json={
+            "policy": "learned",
+            "messages": [
+                {"role": "user", "name": "Ann", "content": "Did you see the <b>comet</b>?"},
+                {"role": "user", "name": "Bo", "content": "Yes, from the roof last night!"},
+            ],
+        },
+        headers=service.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    mid = resp.json()["decisions"][0]["memory_id"]
+    await sign_in(service.client, service.admin_key)
+    page = await service.client.get(f"/admin/memories/{mid}")
+    assert page.status_code == 200, page.text
+    prov = page.text.split('id="provenance"')[1].split("</section>")[0]
+    assert prov.count("<li>message ") == len(resp.json()["memories"][0]["sources"])
+    assert "learned@v1" in prov and 'message 0: <span class="badge">insert' in prov
+    assert "<b>comet</b>" not in page.text  # escaped
