@@ -94,7 +94,6 @@ class _Group:
     target: uuid.UUID | None = None
     valid_from: datetime | None = None
     delete: bool = False
-    reasons: list[str] = field(default_factory=list)
     # The policy wrote the group's whole text on its first message (an LLM's rewrite):
     # messages merged into it add their sources, not their words again.
     rewritten: bool = False
@@ -347,7 +346,7 @@ async def ingest(
         vectors=vectors,
         decided=decided,
         policy=f"{chosen.policy.name}@v{chosen.policy.version}",
-        core_row=core_row,
+        seen=rows,
     )
     # 5. Decisions.
     drows = []
@@ -424,14 +423,15 @@ async def _apply(
     vectors: Sequence[np.ndarray],
     decided: dict[int, Decision],
     policy: str,
-    core_row: Any,
+    seen: dict[uuid.UUID, Any],
 ) -> _Applied:
     tenant_id = principal.tenant_id
     out = _Applied()
-    targets = await store.memories_by_id(
-        session,
-        tenant_id=tenant_id,
-        ids=[d.target_id for d in decided.values() if d.target_id is not None],
+    # Targets are mostly the policy's neighbours or the thread's last memory, read already.
+    wanted = {d.target_id for d in decided.values() if d.target_id is not None}
+    targets = {mid: seen[mid] for mid in wanted if mid in seen}
+    targets |= await store.memories_by_id(
+        session, tenant_id=tenant_id, ids=[mid for mid in wanted if mid not in seen]
     )
 
     def live(mid: uuid.UUID | None) -> bool:
@@ -447,6 +447,13 @@ async def _apply(
     new: list[_Group] = []
     group_of: dict[int, _Group] = {}
     stored: dict[uuid.UUID, _Group] = {}
+
+    def on_stored(mid: uuid.UUID) -> _Group:
+        """The new version of an existing memory the request writes (one per memory)."""
+        if mid not in stored:
+            stored[mid] = _Group([], [], _layer_of(targets[mid]), target=mid)
+        return stored[mid]
+
     core_lines: list[tuple[int, str, bool]] = []
     for m in messages:
         i, d = m.index, decided[m.index]
@@ -462,12 +469,9 @@ async def _apply(
                 out.layer[i] = joined.layer
                 continue
             if d.target_id is not None and live(d.target_id):
-                g = stored.setdefault(
-                    d.target_id, _Group([], [], _layer_of(targets[d.target_id]), target=d.target_id)
-                )
+                g = on_stored(d.target_id)
                 g.messages.append(i)
                 g.content.append(m.content)
-                g.reasons.append("merge")
                 group_of[i] = g
                 continue
             redo(i, "insert", "nothing to merge into: inserted")
@@ -480,9 +484,7 @@ async def _apply(
             continue
         if op == "delete":
             assert d.target_id is not None
-            g = stored.setdefault(
-                d.target_id, _Group([], [], _layer_of(targets[d.target_id]), target=d.target_id)
-            )
+            g = on_stored(d.target_id)
             g.delete = True
             g.messages.append(i)
             continue
@@ -494,9 +496,7 @@ async def _apply(
             continue
         if op == "update":
             assert d.target_id is not None
-            g = stored.setdefault(
-                d.target_id, _Group([], [], _layer_of(targets[d.target_id]), target=d.target_id)
-            )
+            g = on_stored(d.target_id)
             g.content = [text]  # the changed fact replaces the old statement
             g.messages.append(i)
             g.valid_from = m.timestamp
@@ -716,6 +716,7 @@ async def enqueue(
     """Queue the request (``"async": true``): answered at once, run by a worker, its result
     on the job (``GET /v1/jobs/{id}``) and its decisions under its ``ingest_id``. The
     policy is checked now (an ``llm`` policy with no LLM is a 422 here, not a dead job)."""
+    check_limits(body, settings)
     replay = await _claim(session, principal, cube, body, idempotency_key)
     if replay is not None:
         return IngestAccepted.model_validate(replay.body)

@@ -64,7 +64,6 @@ async def ingest_messages(
     """Store every message as a source and let the write policy decide what memory becomes
     of each (insert, update, merge, delete, skip; core, semantic or episodic). With
     ``"async": true``: 202 and a job (``GET /v1/jobs/{id}``). ``Idempotency-Key`` replays."""
-    ingest.check_limits(body, state.settings)
     if body.async_:
         accepted = await ingest.enqueue(
             session,
