@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
+import hashlib
 import json
 import os
 import statistics
@@ -191,12 +193,28 @@ def promote(inst: Instance, client: MemoryClient, cube: str) -> dict[str, Any]:
     return out
 
 
-def direct_fill(inst: Instance, cube: str, texts: list[str]) -> None:
+def embeddings(runtime: Any, texts: list[str], cache: Path | None) -> np.ndarray:
+    """The runtime's vectors of ``texts``, kept in ``cache`` (a directory) by a hash of the
+    model and the texts: the fill of a 100k cube embeds once, not on every run."""
+    if cache is None:
+        return np.asarray(runtime.embed_sync(texts), dtype=np.float32)
+    key = hashlib.sha256("\0".join([str(runtime.info()["embedder"]), *texts]).encode()).hexdigest()[
+        :24
+    ]
+    path = cache / f"vectors-{len(texts)}-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    vecs = np.asarray(runtime.embed_sync(texts), dtype=np.float32)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, vecs)
+    return vecs
+
+
+def direct_fill(inst: Instance, cube: str, texts: list[str], vecs: np.ndarray) -> None:
     """Write memories straight into the table (search-time data only: no versions/jobs)."""
     import psycopg
     from pgvector.psycopg import register_vector
 
-    vecs = inst.runtime.embed_sync(texts)
     with psycopg.connect(libpq(inst)) as conn:
         register_vector(conn)
         tenant = conn.execute("SELECT tenant_id FROM cube WHERE id = %s", (cube,)).fetchone()
@@ -261,22 +279,97 @@ def raw_knn_ms(inst: Instance, cube: str, queries: np.ndarray, *, exact: bool) -
     return out
 
 
-async def search_ms(
+def search_ms(
     inst: Instance, cube: str, queries: list[str], preset: str, conc: int
-) -> list[float]:
-    lat: list[float] = []
-    async with AsyncMemoryClient(inst.url, inst.api_key, timeout=120) as client:
-        work = list(queries)
+) -> dict[str, Any]:
+    """Search latency through the SDK from a client process of its own (as an agent would
+    be: in this process it would share the server thread's GIL), with the service's
+    ``Server-Timing`` phases per request: p50/p95, queries/s, and the medians of the time
+    inside the service (``app``), in SQL (``db``, and how many statements), in the query
+    embedding (``embed``) and outside the service (HTTP and the SDK: ``outside_app``)."""
+    with tempfile.TemporaryDirectory(prefix="memsvc-load-") as tmp:
+        qpath = Path(tmp) / "queries.json"
+        qpath.write_text(json.dumps(queries))
+        cmd = [sys.executable, __file__, "--client", inst.url, inst.api_key, cube, preset]
+        cmd += [str(conc), str(qpath)]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    lat, phases = got["lat"], got["phases"]
+    out: dict[str, Any] = {
+        "p50_ms": pct(lat, 50),
+        "p95_ms": pct(lat, 95),
+        "qps": round(len(lat) / got["seconds"], 1),
+    }
+    for name in ("app", "db", "db_statements", "embed"):
+        vals = [p[name] for p in phases if name in p]
+        if vals:
+            out[f"{name}_ms_p50" if name != "db_statements" else name] = round(
+                statistics.median(vals), 2
+            )
+    out["outside_app_ms_p50"] = round(
+        statistics.median(t - p.get("app", 0.0) for t, p in zip(lat, phases, strict=True)), 2
+    )
+    return out
 
-        async def worker() -> None:
-            while work:
-                q = work.pop()
-                t = time.perf_counter()
+
+def server_timing(header: str) -> dict[str, float]:
+    """``Server-Timing`` as {phase: ms}, plus ``db_statements`` from the db phase's desc."""
+    out: dict[str, float] = {}
+    for part in header.split(","):
+        name, *params = (x.strip() for x in part.split(";"))
+        for param in params:
+            if param.startswith("dur="):
+                out[name] = float(param[4:])
+            elif param.startswith("desc=") and name == "db":
+                out["db_statements"] = float(param[5:].strip('"').split()[0])
+    return out
+
+
+def client_main(url: str, key: str, cube: str, preset: str, conc: int, qpath: str) -> None:
+    """The search client process: warm up, then ``conc`` workers through the queries; one
+    JSON line of latencies and Server-Timing phases on stdout."""
+    import httpx
+
+    queries: list[str] = json.loads(Path(qpath).read_text())
+    timings: dict[int, dict[str, float]] = {}
+    # Which query the current task's request is (the SDK's search takes no headers).
+    seq: contextvars.ContextVar[int] = contextvars.ContextVar("seq", default=-1)
+
+    class Tap(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=conc))
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            timings[seq.get()] = server_timing(response.headers.get("server-timing", ""))
+            return response
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    async def run() -> dict[str, Any]:
+        lat: list[float] = []
+        phases: list[dict[str, float]] = []
+        async with AsyncMemoryClient(url, key, timeout=120, transport=Tap()) as client:
+            for q in queries[:20]:  # warm the connections, caches and prepared statements
                 await client.search(cube, SearchRequest(query=q, top_k=10, preset=preset))
-                lat.append((time.perf_counter() - t) * 1000)
+            work = list(enumerate(queries))
 
-        await asyncio.gather(*(worker() for _ in range(conc)))
-    return lat
+            async def worker() -> None:
+                while work:
+                    i, q = work.pop()
+                    req = SearchRequest(query=q, top_k=10, preset=preset)
+                    seq.set(i)
+                    t = time.perf_counter()
+                    await client.search(cube, req)
+                    lat.append((time.perf_counter() - t) * 1000)
+                    phases.append(timings.pop(i, {}))
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(conc)))
+            return {"lat": lat, "phases": phases, "seconds": time.perf_counter() - started}
+
+    print(json.dumps(asyncio.run(run())))
 
 
 def main() -> None:
@@ -309,6 +402,16 @@ def main() -> None:
         "--mem0-limit", type=int, default=None, help="how many texts go through mem0's add()"
     )
     ap.add_argument("--mem0-torch-threads", type=int, default=0, help="0: torch's default")
+    ap.add_argument(
+        "--vector-cache",
+        type=Path,
+        default=None,
+        help="directory keeping the fill's embeddings between runs (memsvc's and mem0's fill)",
+    )
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        url, key, cube, preset, conc, qpath = sys.argv[2:8]
+        client_main(url, key, cube, preset, int(conc), qpath)
+        return
     args = ap.parse_args()
     n = args.memories
     n_api = min(n, args.ingest if args.ingest is not None else n)
@@ -347,8 +450,10 @@ def main() -> None:
             cube = str(client.create_cube(f"load-{n}").id)
             report["ingest"] = ingest(client, rt, cube, texts[:n_api])
             print("ingest (cube below the threshold)", report["ingest"], flush=True)
+            fill_vecs = None
             if n > n_api:
-                direct_fill(inst, cube, texts[n_api:])
+                fill_vecs = embeddings(rt, texts[n_api:], args.vector_cache)
+                direct_fill(inst, cube, texts[n_api:], fill_vecs)
             if n > EXACT_THRESHOLD:
                 report["ann_promotion"] = promote(inst, client, cube)
                 print("promotion", report["ann_promotion"], flush=True)
@@ -366,12 +471,7 @@ def main() -> None:
         }
         for preset in args.presets.split(","):
             for conc in (1, 8):
-                lat = asyncio.run(search_ms(inst, cube, queries, preset, conc))
-                report[f"search_{preset}_c{conc}"] = {
-                    "p50_ms": pct(lat, 50),
-                    "p95_ms": pct(lat, 95),
-                    "qps": round(len(lat) / (sum(lat) / 1000 / conc), 1),
-                }
+                report[f"search_{preset}_c{conc}"] = search_ms(inst, cube, queries, preset, conc)
                 print(preset, conc, report[f"search_{preset}_c{conc}"], flush=True)
         mem0_py = mem0_python(args.mem0_python)
         if mem0_py is None:
@@ -416,6 +516,14 @@ def run_mem0(
         cmd += ["--torch-threads", str(args.mem0_torch_threads)]
         if args.mem0_limit is not None:
             cmd += ["--ingest", str(args.mem0_limit)]
+            if args.vector_cache is not None and args.mem0_limit < len(texts):
+                # mem0's untimed fill takes the same model's vectors (cached) instead of
+                # embedding 100k texts again with its torch embedder.
+                vpath = Path(tmp) / "vectors.npy"
+                np.save(
+                    vpath, embeddings(inst.runtime, texts[args.mem0_limit :], args.vector_cache)
+                )
+                cmd += ["--vectors", str(vpath)]
         print(f"mem0: running {side.name} under {python}", flush=True)
         env = dict(os.environ, MEM0_TELEMETRY="False", HF_HUB_OFFLINE="1")
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, check=False)

@@ -98,13 +98,17 @@ def drop(dsn: str, *tables: str) -> None:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(t)))
 
 
-def direct_fill(m: Any, texts: list[str]) -> None:
-    """What ``add(infer=False)`` stores, written in batches (search-time data only)."""
+def direct_fill(m: Any, texts: list[str], vectors: Any = None) -> None:
+    """What ``add(infer=False)`` stores, written in batches (search-time data only); with
+    ``vectors`` (the same model's, one row per text) nothing is embedded here."""
     from mem0.utils.lemmatization import lemmatize_for_bm25
 
     for i in range(0, len(texts), 256):
         chunk = texts[i : i + 256]
-        vecs = m.embedding_model.embed_batch(chunk, "add")
+        if vectors is not None:
+            vecs = [list(map(float, v)) for v in vectors[i : i + 256]]
+        else:
+            vecs = m.embedding_model.embed_batch(chunk, "add")
         now = datetime.now(UTC).isoformat()
         payloads = [
             {
@@ -191,7 +195,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out["ingest_s"] = round(elapsed, 1)
     print(f"mem0 add: {out['ingest_texts_per_s']}/s over {n_add}", file=sys.stderr)
     if n_add < len(texts):
-        direct_fill(m, texts[n_add:])
+        vectors = None
+        if args.vectors:
+            import numpy as np
+
+            vectors = np.load(args.vectors)
+            if len(vectors) != len(texts) - n_add:
+                raise SystemExit(
+                    f"--vectors has {len(vectors)} rows for {len(texts) - n_add} texts"
+                )
+        direct_fill(m, texts[n_add:], vectors)
 
     if args.list_sample:
         sample = texts[: args.list_sample]
@@ -238,6 +251,9 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="embedder path (default: packaged MiniLM)")
     ap.add_argument("--concurrency", default="1,8")
     ap.add_argument("--ingest", type=int, default=None, help="how many go through add()")
+    ap.add_argument(
+        "--vectors", default=None, help=".npy of the texts after --ingest (the fill's vectors)"
+    )
     ap.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
     ap.add_argument("--list-sample", type=int, default=500, help="texts timed via add(list)")
     ap.add_argument("--keep", action="store_true", help="leave mem0's table in place")

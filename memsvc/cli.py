@@ -77,7 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logs.configure(level=settings.log_level, debug_content=settings.log.debug_content)
     app = create_app(settings, on_start=on_start, on_stop=on_stop)
-    from memsvc.api.protocol import h11_with_header_timeout
+    from memsvc.api.protocol import with_header_timeout
 
     config = uvicorn.Config(
         app,
@@ -89,9 +89,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or "",
         # A client that leaves a connection idle, or sends a request's headers slowly, is
-        # dropped (uvicorn's h11 has no header timeout of its own: memsvc.api.protocol).
+        # dropped (uvicorn's protocols have no header timeout of their own:
+        # memsvc.api.protocol). uvloop's event loop when installed ("auto").
         timeout_keep_alive=5,
-        http=h11_with_header_timeout(settings.limits.header_timeout_s),
+        http=with_header_timeout(settings.limits.header_timeout_s),
     )
 
     class Server(uvicorn.Server):

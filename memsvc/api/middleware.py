@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, unquote
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from memsvc import timing
 from memsvc.api.errors import send_error
 from memsvc.errors import PayloadTooLarge, ServerError, from_validation
 
@@ -150,3 +151,26 @@ class Metrics:
             path = getattr(route, "path", "unmatched")
             REQUESTS.labels(scope["method"], path, str(status)).inc()
             LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+
+class ServerTiming:
+    """Time each request's phases (``memsvc.timing``) and send them as ``Server-Timing``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        phases, token = timing.start()
+
+        async def timed(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                msg["headers"] = [*msg.get("headers", []), (b"server-timing", phases.header())]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, timed)
+        finally:
+            timing.stop(token)

@@ -1,4 +1,4 @@
-"""uvicorn's h11 protocol with a header-read timeout.
+"""uvicorn's HTTP protocols (httptools, else h11) with a header-read timeout.
 
 uvicorn drops a connection that stays idle between requests (``timeout_keep_alive``), but
 any byte received cancels that timer, and nothing bounds the time a client may take to
@@ -7,6 +7,9 @@ memory) for ever. Here a timer runs from the moment a connection opens, or a new
 starts arriving on a kept-alive one, until its request line and headers are complete;
 when it fires the connection is closed. The body has its own timeout
 (``memsvc.api.timeouts``).
+
+httptools (llhttp, in C) parses a request in a fraction of h11's time (pure Python): it is
+what ``memsvc serve`` uses when installed (a dependency), h11 otherwise.
 """
 
 from __future__ import annotations
@@ -63,5 +66,70 @@ class HeaderTimeoutH11Protocol(H11Protocol):
 
 
 def h11_with_header_timeout(timeout_s: float) -> type[HeaderTimeoutH11Protocol]:
-    """The protocol class for uvicorn's ``http=`` with this header timeout (0: none)."""
+    """The h11 protocol class for uvicorn's ``http=`` with this header timeout (0: none)."""
     return type("H11Protocol", (HeaderTimeoutH11Protocol,), {"header_timeout_s": timeout_s})
+
+
+def httptools_with_header_timeout(timeout_s: float) -> type[Any]:
+    """The httptools protocol class with this header timeout (0: none); ImportError without
+    httptools."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeaderTimeoutHttpToolsProtocol(HttpToolsProtocol):
+        """``HttpToolsProtocol`` that closes connections whose request headers arrive too
+        slowly: the timer runs from the connection's opening, or a request's first byte,
+        to the end of its headers (the parser's callbacks)."""
+
+        header_timeout_s: float = timeout_s
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._header_timer: asyncio.TimerHandle | None = None
+            self._in_headers = True
+
+        def _arm(self) -> None:
+            if self._header_timer is None and self.header_timeout_s > 0:
+                self._header_timer = self.loop.call_later(
+                    self.header_timeout_s, self._header_timeout
+                )
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            self._in_headers = True
+            self._arm()
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._in_headers = False
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _header_timeout(self) -> None:
+            self._header_timer = None
+            if self._in_headers and not self.transport.is_closing():
+                self.logger.info(
+                    "request headers not received in %.0f s; closed", self.header_timeout_s
+                )
+                self.transport.close()
+
+    return HeaderTimeoutHttpToolsProtocol
+
+
+def with_header_timeout(timeout_s: float) -> type[Any]:
+    """The fastest protocol available (httptools, else h11) with this header timeout."""
+    try:
+        return httptools_with_header_timeout(timeout_s)
+    except ImportError:
+        return h11_with_header_timeout(timeout_s)

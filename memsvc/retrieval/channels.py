@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    ColumnElement,
     Float,
+    Row,
     Select,
     Text,
     and_,
@@ -104,11 +107,15 @@ async def vector_channel(
     *,
     approximate: bool,
     cube_id: uuid.UUID | None = None,
-) -> tuple[Ranked, int]:
+    facts: Sequence[ColumnElement[Any]] = (),
+) -> tuple[Ranked, int, dict[uuid.UUID, Row[Any]]]:
     """Nearest memories by cosine similarity (each by its best vector: its own or one of its
-    passages), and how many came from a promoted cube's exactly-scored unindexed tail (see
-    ``memsvc.store.ann.nearest``)."""
-    return await ann.nearest(session, base, vec, depth, approximate=approximate, cube_id=cube_id)
+    passages), how many came from a promoted cube's exactly-scored unindexed tail (see
+    ``memsvc.store.ann.nearest``), and ``facts`` (columns) of each, read in the same
+    statement."""
+    return await ann.nearest_with(
+        session, base, vec, depth, approximate=approximate, cube_id=cube_id, facts=facts
+    )
 
 
 async def ts_rank_channel(

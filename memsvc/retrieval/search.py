@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.channels import (
@@ -77,6 +77,19 @@ class Candidates:
     by_channel: dict[str, Ranked] = field(default_factory=dict)
     # Vector hits scored exactly because they are not in the HNSW index yet.
     unindexed: int = 0
+    # What ranking needs of a candidate (``_facts``), read with the channel that found it.
+    facts: dict[uuid.UUID, Row[Any]] = field(default_factory=dict)
+
+
+def _facts(now: datetime) -> tuple[Any, ...]:
+    """A candidate's columns for ranking after fusion: when it happened, when it was
+    learned, its importance, and whether it is valid at ``now``."""
+    return (
+        Memory.occurred_at,
+        Memory.created_at,
+        Memory.importance,
+        valid_at(now).label("valid"),
+    )
 
 
 def _scoped(
@@ -109,32 +122,37 @@ def fuse(cands: Candidates, cfg: RetrievalConfig) -> list[tuple[uuid.UUID, float
 async def _with_signals(
     session: AsyncSession,
     fused: list[tuple[uuid.UUID, float]],
+    cands: Candidates,
     cfg: RetrievalConfig,
     now: datetime,
 ) -> list[tuple[uuid.UUID, float]]:
     """Add recency (half-life decay of when it happened, seen from ``now``) and importance to
     fused scores; a memory not valid at ``now`` (superseded, or not yet valid) keeps
     ``NOT_VALID_FACTOR`` of its score, so the current statement of a changing fact ranks
-    first and the older one stays findable."""
+    first and the older one stays findable. Facts the channels read already are not read
+    again (the vector-only ``fast`` search needs no statement here)."""
     if not fused:
         return fused
     signals = cfg.recency_weight > 0 or cfg.importance_weight > 0
-    ids = [mid for mid, _ in fused]
-    cols = (Memory.id, Memory.occurred_at, Memory.created_at, Memory.importance)
-    valid = valid_at(now)
-    stmt = select(*cols).where(Memory.id.in_(ids))
-    if not signals:  # only the memories that are not valid at ``now`` matter
-        stmt = stmt.where(~valid)
+    facts = {mid: cands.facts[mid] for mid, _ in fused if mid in cands.facts}
+    missing = [mid for mid, _ in fused if mid not in facts]
+    if missing:
+        stmt = select(Memory.id, *_facts(now)).where(Memory.id.in_(missing))
+        if not signals:  # only the memories that are not valid at ``now`` matter
+            stmt = stmt.where(~valid_at(now))
+        for row in (await session.execute(stmt)).all():
+            facts[row.id] = row
     factor: dict[uuid.UUID, float] = {}
     bonus: dict[uuid.UUID, float] = {}
-    rows = (await session.execute(stmt.add_columns(valid))).all()
-    for mid, occurred, created, importance, is_valid in rows:
-        if not is_valid:
+    for mid, row in facts.items():
+        if not row.valid:
             factor[mid] = NOT_VALID_FACTOR
         if signals:
-            age_days = max((now - (occurred or created)).total_seconds() / 86400, 0.0)
+            age_days = max((now - (row.occurred_at or row.created_at)).total_seconds() / 86400, 0.0)
             recency = math.pow(0.5, age_days / cfg.recency_half_life_days)
-            bonus[mid] = cfg.recency_weight * recency + cfg.importance_weight * float(importance)
+            bonus[mid] = cfg.recency_weight * recency + cfg.importance_weight * float(
+                row.importance
+            )
     if not factor and not bonus:
         return fused
     out = [(mid, s * factor.get(mid, 1.0) + bonus.get(mid, 0.0)) for mid, s in fused]
@@ -319,13 +337,14 @@ async def gather(
     session, base = scope.session, scope.base
     cands = Candidates()
     if config.vector is not None and query_vec is not None:
-        cands.by_channel["vector"], cands.unindexed = await vector_channel(
+        cands.by_channel["vector"], cands.unindexed, cands.facts = await vector_channel(
             session,
             base,
             query_vec,
             config.vector.depth,
             approximate=scope.approximate,
             cube_id=scope.cube_id,
+            facts=_facts(asked_at(request)),
         )
     if config.fulltext is not None:
         cands.by_channel["fulltext"] = await _fulltext(
@@ -404,7 +423,7 @@ async def rank(
     if config.ranker == "learned" and ranker is not None:
         fused = await _learned(session, fuse(cands, config), cands, ranker, request)
     else:
-        fused = await _with_signals(session, fuse(cands, config), config, asked_at(request))
+        fused = await _with_signals(session, fuse(cands, config), cands, config, asked_at(request))
     return Ranking(fused=fused, cands=cands, scope=scope)
 
 
@@ -438,17 +457,13 @@ async def search(
     )
     fused, cands, scope = ranking.fused, ranking.cands, ranking.scope
     head_n = max(request.top_k, config.rerank_depth if rerank and config.rerank else 0)
-    top_ids = [mid for mid, _ in fused[:head_n]]
-    rows = {
-        m.id: m
-        for m in (await session.execute(select(Memory).where(Memory.id.in_(top_ids)))).scalars()
-    }
-    scored = [(rows[mid], score) for mid, score in fused[:head_n] if mid in rows]
+    rows = await store.rows_with_sources(session, [mid for mid, _ in fused[:head_n]])
+    scored = [(rows[mid][0], score) for mid, score in fused[:head_n] if mid in rows]
     reranked = False
     if config.rerank and scored:
         scored, reranked = await _rerank(scored, request.query, config, rerank, cands, scope.notes)
     scored = scored[: request.top_k]
-    reads = await store.read_many(session, [m for m, _ in scored])
+    reads = [store.to_read(m, rows[m.id][1]) for m, _ in scored]
     results = [
         SearchResult(memory=r, score=s, explain=explain(cands, r.id) if request.explain else None)
         for r, (_, s) in zip(reads, scored, strict=True)

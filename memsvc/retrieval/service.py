@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc import timing
 from memsvc.config import Settings
 from memsvc.errors import ValidationFailed
 from memsvc.llm import LLM, Usage
@@ -45,7 +46,10 @@ async def search_cube(
     a large scope's stale lexicon is refreshed in the background, not by this search."""
     _check_top_k(request.top_k, settings)
     name, config = presets.resolve(request.preset, request.config)
-    vec = await runtime.embed_one(request.query) if config.vector is not None else None
+    vec = None
+    if config.vector is not None:
+        with timing.phase("embed"):
+            vec = await runtime.embed_one(request.query)
     return await search(
         session,
         tenant_id=tenant_id,

@@ -23,11 +23,24 @@ meanwhile is scored exactly, so results stay complete.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import Select, cast, exists, func, literal, select, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Subquery,
+    cast,
+    exists,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.store.caches import caches_of
@@ -50,6 +63,9 @@ DEFER_FROM = 64
 # (bench/load.py --texts),
 # recall@10 against exact search is 0.972 at 200 (m=16 with 50/100: 0.948/0.980).
 EF_SEARCH_MIN = 200
+# Every connection starts with these (``memsvc.store.db``): approximate searches need no
+# statement of their own to set them (one round trip less per search).
+SEARCH_SETTINGS = {"hnsw.ef_search": str(EF_SEARCH_MIN), "hnsw.iterative_scan": "relaxed_order"}
 
 
 async def is_indexed(session: AsyncSession, cube_id: uuid.UUID) -> bool:
@@ -72,6 +88,7 @@ async def nearest(
     *,
     approximate: bool,
     cube_id: uuid.UUID | None = None,
+    facts: Sequence[ColumnElement[Any]] = (),
 ) -> tuple[Ranked, int]:
     """The ``depth`` memories of ``base`` closest to ``vec`` (cosine similarity, best first),
     and how many of them came from a promoted cube's unindexed tail (0 when exact).
@@ -82,46 +99,73 @@ async def nearest(
     ordering from HNSW). With ``cube_id`` the passages of the cube's long memories are
     scored too (``memsvc.store.passages``): a memory ranks by its best vector.
     """
+    ranked, tail, _ = await nearest_with(
+        session, base, vec, depth, approximate=approximate, cube_id=cube_id, facts=facts
+    )
+    return ranked, tail
+
+
+async def nearest_with(
+    session: AsyncSession,
+    base: Select[Any],
+    vec: np.ndarray,
+    depth: int,
+    *,
+    approximate: bool,
+    cube_id: uuid.UUID | None = None,
+    facts: Sequence[ColumnElement[Any]] = (),
+) -> tuple[Ranked, int, dict[uuid.UUID, Row[Any]]]:
+    """``nearest``, and ``facts`` (columns of ``Memory``) of each memory found, read in the
+    same statement (a search needs their validity and times next: no second round trip)."""
+    if approximate and depth > EF_SEARCH_MIN:
+        # The connection's default (``SEARCH_SETTINGS``) covers depths up to EF_SEARCH_MIN.
+        await session.execute(
+            select(func.set_config("hnsw.ef_search", str(min(depth, 1000)), True))
+        )
+    found = _nearest_query(base, vec, depth, approximate=approximate, cube_id=cube_id)
+    stmt = select(found.c.id, found.c.d, found.c.tail, *facts)
+    if facts:
+        stmt = stmt.join(Memory, Memory.id == found.c.id)
+    rows = (await session.execute(stmt)).all()
+    ranked = _best([(r[0], r[1]) for r in rows])[:depth]
+    return ranked, sum(1 for r in rows if r[2]), {r[0]: r for r in rows}
+
+
+def _nearest_query(
+    base: Select[Any], vec: np.ndarray, depth: int, *, approximate: bool, cube_id: uuid.UUID | None
+) -> Subquery:
+    """The candidates of ``nearest`` as (id, distance, from the unindexed tail): a memory
+    may appear twice (by its own vector and by a passage's)."""
     dist = Memory.embedding.cosine_distance(vec)
     scoped = base.add_columns(dist.label("d")).where(Memory.embedding.is_not(None))
-    # Long memories' passages: each memory's best passage, scored exactly (they are few).
-    pdist = func.min(MemoryPassage.embedding.cosine_distance(vec))
-    best_passage = (
-        select(MemoryPassage.memory_id, pdist.label("d"))
-        .where(MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base))
-        .group_by(MemoryPassage.memory_id)
-        .order_by(pdist, MemoryPassage.memory_id)
-        .limit(depth)
-    )
+    parts: list[Select[Any]] = []
     if not approximate:
-        own = scoped.order_by(dist + 0, Memory.id).limit(depth)
-        if cube_id is None:
-            return _ranked((await session.execute(own)).all()), 0
-        rows = (await session.execute(union_all(own, best_passage))).all()
-        return _best(rows)[:depth], 0
-    await session.execute(
-        select(
-            func.set_config("hnsw.iterative_scan", "relaxed_order", True),
-            func.set_config("hnsw.ef_search", str(max(EF_SEARCH_MIN, min(depth, 1000))), True),
+        own = scoped.order_by(dist + 0, Memory.id).limit(depth).subquery()
+        parts.append(select(own.c.id, own.c.d, literal(False).label("tail")))
+    else:
+        # The index is over half-precision copies (migration 0008): order by that
+        # distance, score with the full-precision one.
+        half = HALFVEC(EMBEDDING_DIM)
+        approx = cast(Memory.embedding, half).cosine_distance(
+            cast(literal(vec, Memory.embedding.type), half)
         )
-    )
-    # The index is over half-precision copies (migration 0008): order by that distance,
-    # score with the full-precision one.
-    half = HALFVEC(EMBEDDING_DIM)
-    approx = cast(Memory.embedding, half).cosine_distance(
-        cast(literal(vec, Memory.embedding.type), half)
-    )
-    indexed = scoped.where(Memory.ann).order_by(approx).limit(depth).subquery()
-    tail = scoped.where(~Memory.ann).order_by(dist + 0, Memory.id).limit(depth).subquery()
-    parts = [
-        select(indexed.c.id, indexed.c.d, literal(False).label("tail")),
-        select(tail.c.id, tail.c.d, literal(True).label("tail")),
-    ]
+        indexed = scoped.where(Memory.ann).order_by(approx).limit(depth).subquery()
+        tail = scoped.where(~Memory.ann).order_by(dist + 0, Memory.id).limit(depth).subquery()
+        parts.append(select(indexed.c.id, indexed.c.d, literal(False).label("tail")))
+        parts.append(select(tail.c.id, tail.c.d, literal(True).label("tail")))
     if cube_id is not None:
-        bp = best_passage.subquery()
-        parts.append(select(bp.c.memory_id, bp.c.d, literal(False).label("tail")))
-    rows = (await session.execute(union_all(*parts))).all()
-    return _best([(mid, d) for mid, d, _ in rows])[:depth], sum(1 for r in rows if r[2])
+        # Long memories' passages: each memory's best passage, scored exactly (they are few).
+        pdist = func.min(MemoryPassage.embedding.cosine_distance(vec))
+        bp = (
+            select(MemoryPassage.memory_id, pdist.label("d"))
+            .where(MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base))
+            .group_by(MemoryPassage.memory_id)
+            .order_by(pdist, MemoryPassage.memory_id)
+            .limit(depth)
+            .subquery()
+        )
+        parts.append(select(bp.c.memory_id.label("id"), bp.c.d, literal(False).label("tail")))
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
 
 def _ranked(rows: Any) -> Ranked:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from memsvc import timing
 from memsvc.config import PACKAGE_DIR, Settings
+from memsvc.store.ann import SEARCH_SETTINGS
 from memsvc.store.caches import Caches
 from memsvc.store.embedded import start_embedded as start_embedded
 from memsvc.store.models import BINARY_VECTORS
@@ -95,6 +98,22 @@ def binary_vectors(engine: AsyncEngine) -> None:
     setattr(engine.dialect, BINARY_VECTORS, True)
 
 
+def time_statements(engine: AsyncEngine) -> None:
+    """Add each statement's time to the request being timed (``memsvc.timing``: the
+    ``db`` phase of ``Server-Timing``)."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _before(conn: Any, _cur: Any, _stmt: Any, _params: Any, _ctx: Any, _many: Any) -> None:
+        if timing.current() is not None:
+            conn.info["memsvc_t0"] = time.perf_counter()
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _after(conn: Any, _cur: Any, _stmt: Any, _params: Any, _ctx: Any, _many: Any) -> None:
+        t0 = conn.info.pop("memsvc_t0", None)
+        if t0 is not None:
+            timing.record_statement((time.perf_counter() - t0) * 1000)
+
+
 STATEMENT_TIMEOUT_S = 30.0
 
 
@@ -147,6 +166,14 @@ async def scope_to_tenant(session: AsyncSession, tenant_id: uuid.UUID, *, rls: b
         )
 
 
+def connection_options(statement_timeout_s: float) -> str:
+    """libpq ``options`` of every pooled connection: the statement timeout and the HNSW
+    search settings (``memsvc.store.ann.SEARCH_SETTINGS``), so no search spends a round
+    trip setting them."""
+    settings = {"statement_timeout": str(int(statement_timeout_s * 1000)), **SEARCH_SETTINGS}
+    return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+
 @dataclass
 class Database:
     """The async engine and session factory of one process."""
@@ -185,9 +212,10 @@ class Database:
             hide_parameters=hide_parameters,
             pool_pre_ping=True,
             pool_timeout=10,
-            connect_args={"options": f"-c statement_timeout={int(statement_timeout_s * 1000)}"},
+            connect_args={"options": connection_options(statement_timeout_s)},
         )
         binary_vectors(engine)
+        time_statements(engine)
         caches = Caches()
         sessions = async_sessionmaker(engine, expire_on_commit=False, info={"caches": caches})
         return cls(url=url, engine=engine, sessions=sessions, server=server, caches=caches)

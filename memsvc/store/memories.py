@@ -56,6 +56,19 @@ def to_read(mem: Memory, sources: Sequence[SourceRead] = ()) -> MemoryRead:
     return MemoryRead.model_validate(mem).model_copy(update={"sources": list(sources)})
 
 
+async def rows_with_sources(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Memory, list[SourceRead]]]:
+    """The rows of ``ids`` (those that exist) and their sources, in one statement (a
+    search's results: ``read_many`` takes a second)."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Memory, versions.sources_json(Memory.id)).where(Memory.id.in_(ids))
+    )
+    return {m.id: (m, [SourceRead.model_validate(s) for s in srcs]) for m, srcs in rows.all()}
+
+
 async def read_many(session: AsyncSession, rows: Sequence[Memory]) -> list[MemoryRead]:
     """Wire forms of rows, with their sources, in the given order."""
     srcs = await versions.sources_of(session, [m.id for m in rows])

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, ScalarSelect, func, insert, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.errors import NotFound
@@ -97,6 +98,33 @@ _OWN = ("tenant_id", "id", "version", "metadata_")
 async def append(session: AsyncSession, mem: Memory, change: Change, **extra: Any) -> None:
     """Record the memory's current state as its version ``mem.version``."""
     await session.execute(insert(MemoryVersion), [version_row(mem, change, **extra)])
+
+
+def sources_json(memory_id: ColumnElement[uuid.UUID] | Any) -> ScalarSelect[Any]:
+    """Every source of the memory ``memory_id`` (a correlated column), as ``sources_of``
+    gives them, as one JSON array: read with the memory's row, no second statement."""
+    # Correlated across two levels: only explicit correlation reaches past the aggregate.
+    linked = (
+        select(MemorySource.source_id)
+        .where(MemorySource.memory_id == memory_id)
+        .correlate_except(MemorySource)
+    )
+    obj = func.json_build_object(
+        "id", Source.id,
+        "kind", Source.kind,
+        "external_id", Source.external_id,
+        "speaker", Source.speaker,
+        "occurred_at", Source.occurred_at,
+        "text", Source.text,
+        "metadata", Source.metadata_,
+    )  # fmt: skip
+    ordered = aggregate_order_by(obj, Source.occurred_at, Source.created_at, Source.id)
+    return (
+        select(func.coalesce(func.json_agg(ordered), literal_column("'[]'::json")))
+        .where(Source.id.in_(linked))
+        .correlate_except(Source)
+        .scalar_subquery()
+    )
 
 
 async def sources_of(

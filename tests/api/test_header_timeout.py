@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 import uvicorn
 
-from memsvc.api.protocol import DEFAULT_HEADER_TIMEOUT_S, h11_with_header_timeout
+from memsvc.api.protocol import (
+    DEFAULT_HEADER_TIMEOUT_S,
+    h11_with_header_timeout,
+    httptools_with_header_timeout,
+    with_header_timeout,
+)
 from memsvc.config import LimitSettings
 from tests.conftest import free_port
 
@@ -28,15 +33,16 @@ async def _ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@pytest.fixture()
-def port() -> Iterator[int]:
+@pytest.fixture(params=["h11", "httptools"])
+def port(request: pytest.FixtureRequest) -> Iterator[int]:
     port = free_port()
+    make = h11_with_header_timeout if request.param == "h11" else httptools_with_header_timeout
     config = uvicorn.Config(
         _ok,
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        http=h11_with_header_timeout(TIMEOUT_S),
+        http=make(TIMEOUT_S),
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
@@ -104,3 +110,6 @@ def test_prompt_requests_are_served_and_the_timer_rearms_per_request(port: int) 
 def test_serve_uses_the_configured_header_timeout() -> None:
     assert LimitSettings().header_timeout_s == DEFAULT_HEADER_TIMEOUT_S == 10.0
     assert h11_with_header_timeout(3.0).header_timeout_s == 3.0
+    # serve takes httptools (a dependency of the server extra) over h11.
+    assert with_header_timeout(3.0).__name__ == "HeaderTimeoutHttpToolsProtocol"
+    assert with_header_timeout(3.0).header_timeout_s == 3.0

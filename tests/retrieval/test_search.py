@@ -397,3 +397,65 @@ async def test_context_keeps_the_speaker_of_an_enriched_turn(
     [m2] = await add(service, cube, second)
     [(index_text,)] = sql(database_url, "SELECT index_text FROM memory WHERE id = :m", m=m2["id"])
     assert "Mel: When did you go to the pottery workshop?" in index_text
+
+
+@pytest.mark.parametrize("preset", ["fast", "hybrid"])
+async def test_results_carry_their_own_sources_as_a_read_does(
+    service: Service, preset: str
+) -> None:
+    """A search reads its results' rows and sources in one statement: each result has its
+    own sources (every version's, in the order they occurred), exactly as GET shows them."""
+    cube = await make_cube(service)
+    made = await add(
+        service,
+        cube,
+        *(
+            {
+                "content": f"{who} talked about the {thing} garden",
+                "sources": [
+                    {"speaker": who, "external_id": f"{who}-{i}", "occurred_at": at, "text": t}
+                    for i, (at, t) in enumerate(times)
+                ],
+            }
+            for who, thing, times in [
+                (
+                    "Ann",
+                    "rose",
+                    [("2023-05-02T10:00:00Z", "later"), ("2023-05-01T10:00:00Z", "first")],
+                ),
+                ("Bob", "herb", [("2023-06-01T10:00:00Z", "only")]),
+                ("Cy", "rock", []),
+            ]
+        ),
+    )
+    body = await search(service, cube, query="garden", preset=preset, top_k=10)
+    assert {r["memory"]["id"] for r in body["results"]} == {m["id"] for m in made}
+    for r in body["results"]:
+        read = await service.client.get(f"/v1/memories/{r['memory']['id']}", headers=service.auth())
+        assert r["memory"]["sources"] == read.json()["sources"]
+    by_speaker = {
+        r["memory"]["content"].split()[0]: r["memory"]["sources"] for r in body["results"]
+    }
+    assert [s["text"] for s in by_speaker["Ann"]] == ["first", "later"]
+    assert [s["speaker"] for s in by_speaker["Bob"]] == ["Bob"]
+    assert by_speaker["Cy"] == []
+
+
+async def test_server_timing_names_the_phases(service: Service, cube: str) -> None:
+    """Every answer says where its time went: SQL (and how many statements), the query
+    embedding, the whole request. A warm ``fast`` search takes four statements: the
+    tenant's scope, the cube, the nearest memories with their validity, the rows with
+    their sources."""
+    await search(service, cube, query="warm the key and limit caches", preset="fast")
+    resp = await service.client.post(
+        f"/v1/cubes/{cube}/search",
+        json={"query": "apple pie", "preset": "fast"},
+        headers=service.auth(),
+    )
+    timing = dict(
+        (part.split(";")[0].strip(), part) for part in resp.headers["server-timing"].split(",")
+    )
+    assert set(timing) == {"db", "embed", "app"}
+    assert 'desc="4 statements"' in timing["db"]
+    missing = await service.client.get("/v1/cubes/nope", headers=service.auth())
+    assert missing.status_code == 422 and "app;dur=" in missing.headers["server-timing"]
