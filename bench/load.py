@@ -52,6 +52,8 @@ from memsvc.runtime.selftest import synthetic_sentences
 from memsvc.schemas import MemoryCreate, SearchRequest
 from memsvc.sdk import AsyncMemoryClient, MemoryClient
 
+# Texts per add_many request (--batch; long messages want fewer: a request must finish
+# within the service's 60 s response timeout on a slow machine).
 BATCH = 500
 # Texts per alternating raw-embedder / API round of the ingest measurement.
 ROUND = 1000
@@ -70,6 +72,7 @@ def ingest(
     cube: str,
     texts: list[str],
     folds: Instance | None = None,
+    batch: int = BATCH,
 ) -> dict[str, Any]:
     """Batch ingest through the SDK, measured against the raw embedder in alternating
     rounds: each round first embeds its texts straight through the runtime, then writes the
@@ -80,7 +83,7 @@ def ingest(
     index, and a job folds them in later. After each round its fold is made due at once
     and waited for; the job's own running time is added to the round's API time for the
     ``indexed`` figures, so the deferred work is counted."""
-    per_round = max(BATCH, min(ROUND, len(texts)))
+    per_round = max(batch, min(ROUND, len(texts)))
     raw_s = api_s = fold_s = 0.0
     ratios, indexed = [], []
     for r in range(0, len(texts), per_round):
@@ -90,8 +93,8 @@ def ingest(
         raw = time.perf_counter() - t
         since = db_now(folds) if folds is not None else None
         t = time.perf_counter()
-        for i in range(0, len(chunk), BATCH):
-            client.add_many(cube, [MemoryCreate(content=x) for x in chunk[i : i + BATCH]])
+        for i in range(0, len(chunk), batch):
+            client.add_many(cube, [MemoryCreate(content=x) for x in chunk[i : i + batch]])
         api = time.perf_counter() - t
         raw_s, api_s = raw_s + raw, api_s + api
         ratios.append(raw / api)
@@ -208,6 +211,30 @@ def embeddings(runtime: Any, texts: list[str], cache: Path | None) -> np.ndarray
     cache.mkdir(parents=True, exist_ok=True)
     np.save(path, vecs)
     return vecs
+
+
+def lme_texts(path: Path) -> tuple[list[str], list[str]]:
+    """LongMemEval's haystack turns as memory texts (as bench/lme.py writes them) and its
+    questions."""
+    data = json.loads(path.read_text())
+    seen: dict[str, None] = {}
+    for q in data:
+        for session in q["haystack_sessions"]:
+            for turn in session:
+                text = f"{turn['role']}: {turn['content']}".strip()
+                if len(text.encode()) <= 32 * 1024:
+                    seen.setdefault(text, None)
+    return list(seen), [str(q["question"]) for q in data]
+
+
+def fill_vectors(
+    runtime: Any, texts: list[str], start: int, args: argparse.Namespace
+) -> np.ndarray:
+    """Vectors of ``texts[start:]``: with ``--vector-cache`` cut from the cached vectors of
+    all the texts (memsvc's fill and mem0's start at different places)."""
+    if args.vector_cache is None:
+        return embeddings(runtime, texts[start:], None)
+    return embeddings(runtime, texts, args.vector_cache)[start:]
 
 
 def direct_fill(inst: Instance, cube: str, texts: list[str], vecs: np.ndarray) -> None:
@@ -389,6 +416,15 @@ def main() -> None:
         help="JSON list of real texts to use instead of synthetic sentences"
         " (memories, then queries, then the promoted-cube ingest)",
     )
+    ap.add_argument(
+        "--lme",
+        type=Path,
+        default=None,
+        help="LongMemEval JSON (../shared/data/lme_dev.json): its haystack turns, long"
+        " messages, as the texts ('role: content', distinct, at most the API's 32 KB), its"
+        " questions as the queries",
+    )
+    ap.add_argument("--batch", type=int, default=BATCH, help="texts per add_many request")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--presets", default="fast,hybrid")
     ap.add_argument("--backend", default=None)
@@ -415,7 +451,14 @@ def main() -> None:
     args = ap.parse_args()
     n = args.memories
     n_api = min(n, args.ingest if args.ingest is not None else n)
-    if args.texts is not None:
+    if args.lme is not None:
+        # Long messages: the ingest ratio then counts the passages of long memories too.
+        corpus, questions = lme_texts(args.lme)
+        if len(corpus) < n + args.ingest_large:
+            raise SystemExit(f"--lme has {len(corpus)} distinct turns; this run needs more")
+        texts, extra_texts = corpus[:n], corpus[n : n + args.ingest_large]
+        queries = [questions[i % len(questions)] for i in range(args.queries)]
+    elif args.texts is not None:
         # Real text: synthetic sentences repeat a small vocabulary, which makes HNSW's job
         # (and BM25's) unrealistically easy or hard; see --texts.
         corpus = [str(t) for t in json.loads(args.texts.read_text())]
@@ -448,16 +491,16 @@ def main() -> None:
             warm = str(client.create_cube(f"warmup-{n}").id)
             client.add_many(warm, [MemoryCreate(content=x) for x in queries[:100]])
             cube = str(client.create_cube(f"load-{n}").id)
-            report["ingest"] = ingest(client, rt, cube, texts[:n_api])
+            report["ingest"] = ingest(client, rt, cube, texts[:n_api], batch=args.batch)
             print("ingest (cube below the threshold)", report["ingest"], flush=True)
-            fill_vecs = None
             if n > n_api:
-                fill_vecs = embeddings(rt, texts[n_api:], args.vector_cache)
-                direct_fill(inst, cube, texts[n_api:], fill_vecs)
+                direct_fill(inst, cube, texts[n_api:], fill_vectors(rt, texts, n_api, args))
             if n > EXACT_THRESHOLD:
                 report["ann_promotion"] = promote(inst, client, cube)
                 print("promotion", report["ann_promotion"], flush=True)
-                report["ingest_promoted_cube"] = ingest(client, rt, cube, extra_texts, folds=inst)
+                report["ingest_promoted_cube"] = ingest(
+                    client, rt, cube, extra_texts, folds=inst, batch=args.batch
+                )
                 print("ingest (promoted cube)", report["ingest_promoted_cube"], flush=True)
         report["ingest_texts_per_s"] = report["ingest"]["texts_per_s"]
         report["ingest_vs_raw_embedder"] = report["ingest"]["vs_raw_embedder_median"]
@@ -520,9 +563,7 @@ def run_mem0(
                 # mem0's untimed fill takes the same model's vectors (cached) instead of
                 # embedding 100k texts again with its torch embedder.
                 vpath = Path(tmp) / "vectors.npy"
-                np.save(
-                    vpath, embeddings(inst.runtime, texts[args.mem0_limit :], args.vector_cache)
-                )
+                np.save(vpath, fill_vectors(inst.runtime, texts, args.mem0_limit, args))
                 cmd += ["--vectors", str(vpath)]
         print(f"mem0: running {side.name} under {python}", flush=True)
         env = dict(os.environ, MEM0_TELEMETRY="False", HF_HUB_OFFLINE="1")
