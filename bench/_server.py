@@ -46,6 +46,7 @@ def local_instance(*, backend: str | None = None) -> Iterator[Instance]:
     import uvicorn
 
     from memsvc.api.app import create_app
+    from memsvc.api.protocol import with_header_timeout
     from memsvc.config import ModelSettings, Settings
     from memsvc.runtime import build_runtime
 
@@ -54,8 +55,15 @@ def local_instance(*, backend: str | None = None) -> Iterator[Instance]:
         runtime = build_runtime(ModelSettings(), backend=backend)  # type: ignore[arg-type]
         app = create_app(settings, runtime=runtime)
         port = _free_port()
+        # The protocol and event loop ``memsvc serve`` runs with (httptools, uvloop).
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                http=with_header_timeout(settings.limits.header_timeout_s),
+            )
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
