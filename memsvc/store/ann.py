@@ -84,15 +84,7 @@ async def nearest(
     """
     dist = Memory.embedding.cosine_distance(vec)
     scoped = base.add_columns(dist.label("d")).where(Memory.embedding.is_not(None))
-    # Long memories' passages: each memory's best passage, scored exactly (they are few).
-    pdist = func.min(MemoryPassage.embedding.cosine_distance(vec))
-    best_passage = (
-        select(MemoryPassage.memory_id, pdist.label("d"))
-        .where(MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base))
-        .group_by(MemoryPassage.memory_id)
-        .order_by(pdist, MemoryPassage.memory_id)
-        .limit(depth)
-    )
+    best_passage = _best_passages(base, vec, depth, cube_id)
     if not approximate:
         own = scoped.order_by(dist + 0, Memory.id).limit(depth)
         if cube_id is None:
@@ -122,6 +114,29 @@ async def nearest(
         parts.append(select(bp.c.memory_id, bp.c.d, literal(False).label("tail")))
     rows = (await session.execute(union_all(*parts))).all()
     return _best([(mid, d) for mid, d, _ in rows])[:depth], sum(1 for r in rows if r[2])
+
+
+def _best_passages(
+    base: Select[Any], vec: np.ndarray, depth: int, cube_id: uuid.UUID | None
+) -> Select[Any]:
+    """Long memories' passages: each memory's best passage distance, scored exactly (they
+    are few), closest first."""
+    pdist = func.min(MemoryPassage.embedding.cosine_distance(vec))
+    return (
+        select(MemoryPassage.memory_id, pdist.label("d"))
+        .where(MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base))
+        .group_by(MemoryPassage.memory_id)
+        .order_by(pdist, MemoryPassage.memory_id)
+        .limit(depth)
+    )
+
+
+async def nearest_passages(
+    session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int, *, cube_id: uuid.UUID
+) -> Ranked:
+    """The ``depth`` memories of ``base`` whose best passage is closest to ``vec`` (cosine
+    similarity of that passage, best first); memories without passages are not among them."""
+    return _ranked((await session.execute(_best_passages(base, vec, depth, cube_id))).all())
 
 
 def _ranked(rows: Any) -> Ranked:
