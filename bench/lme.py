@@ -2,6 +2,7 @@
 
     python bench/lme.py --data lme_dev.json --out OUT.json [--write turn|session|batch]
                         [--limit N] [--url URL --api-key KEY] [--mode search|ask]
+                        [--dump FILE [--dump-passages]]
 
 Each question gets its own cube; every turn of its haystack is a memory ("role: content",
 like the plain baselines) with one source (``external_id`` = ``<session_id>#<turn index>``,
@@ -17,7 +18,9 @@ The question's date is the search's ``now``. Metrics: turn recall@10 (``has_answ
 turns among the first 10 result turns, flattened, deduplicated), session recall_any@5 /
 recall_all@5 (answer sessions among the sessions of the top 5 results), per question type
 and overall. ``--mode ask`` adds ``ask`` (heuristic) as one more variant, scored the same way
-on its evidence, with its cycles and latency. No LLM is used.
+on its evidence, with its cycles and latency. ``--dump`` writes each question's candidates
+with their per-channel ranks (``bench/locomo.py``'s format; ``bench/fusion.py`` scores fusion
+variants from it offline). No LLM is used.
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from locomo import _client, dump_candidates, turns_in_rank_order
+from locomo import (
+    DUMP_CONFIG,
+    DUMP_PASSAGES_CONFIG,
+    _client,
+    dump_candidates,
+    turns_in_rank_order,
+)
 
 from memsvc.schemas import (
     ChannelConfig,
@@ -130,6 +139,7 @@ def run(
     how: str,
     dump: TextIO | None = None,
     mode: str = "search",
+    dump_config: RetrievalConfig = DUMP_CONFIG,
 ) -> dict[str, Any]:
     names = [*VARIANTS, *(["ask"] if mode == "ask" else [])]
     scores: dict[str, dict[str, dict[str, list[float]]]] = {
@@ -204,6 +214,7 @@ def run(
                 query=q["question"],
                 relevant=answer_turns,
                 now=lme_date(q["question_date"]),
+                config=dump_config,
             )
         client.delete_cube(cube.id)
 
@@ -235,6 +246,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--write", choices=("turn", "session", "batch"), default="turn")
     ap.add_argument("--dump", type=Path, help="write each question's candidates (JSONL) here")
+    ap.add_argument("--dump-passages", action="store_true", help="dump passages as a channel")
     ap.add_argument("--limit", type=int, default=None, help="the first N questions only")
     ap.add_argument("--url")
     ap.add_argument("--api-key")
@@ -246,7 +258,8 @@ def main() -> None:
         _client(args, timeout=600) as client,
         open(args.dump, "w") if args.dump else nullcontext() as dump,
     ):
-        report = run(client, data, args.write, dump, args.mode)
+        dump_config = DUMP_PASSAGES_CONFIG if args.dump_passages else DUMP_CONFIG
+        report = run(client, data, args.write, dump, args.mode, dump_config)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     summary = {k: v for k, v in report.items() if k != "per_question"}
     print(json.dumps(summary, indent=2))

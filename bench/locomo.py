@@ -4,6 +4,7 @@ deduplicated, cut at k).
 
     python bench/locomo.py --data FILE --out OUT.json [--preset NAME] [--url URL --api-key KEY]
                            [--write session|turn|batch] [--mode search|ask]
+                           [--dump FILE [--dump-passages]]
 
 How the turns are written: ``session`` (default): one request per session with
 ``session_id``; ``turn``: one request per turn with ``session_id`` (an agent writing as the
@@ -16,6 +17,10 @@ cycles, LLM calls and latency. ``--llm-script`` runs ask in LLM mode against a s
 provider (litellm custom provider, in-process: local instance only) that answers once the
 gold answer appears in the evidence it is shown and otherwise asks for probes (the
 question's longest words): it measures the loop's LLM calls and cycles, not answer quality.
+
+``--dump`` writes each question's candidates with their per-channel ranks (the training data
+of ``memsvc ranker train``; ``bench/fusion.py`` scores fusion variants from it offline);
+``--dump-passages`` records passage vectors as their own channel.
 
 Without ``--url`` it starts its own embedded instance in a temp dir. No LLM is used.
 """
@@ -120,6 +125,12 @@ DUMP_CONFIG = RetrievalConfig(
     graph=ChannelConfig(weight=0.25, depth=50),
     rrf_k=20,
 )
+# ``--dump-passages``: the same, with long memories' passage vectors as their own channel
+# (``passage``; ``vector`` is then each memory's own embedding alone). For analysis
+# (bench/fusion.py), not for ``memsvc ranker train``: its features read the merged channel.
+DUMP_PASSAGES_CONFIG = DUMP_CONFIG.model_copy(
+    update={"passages": ChannelConfig(weight=1.0, depth=100)}
+)
 
 
 def dump_candidates(
@@ -131,12 +142,12 @@ def dump_candidates(
     query: str,
     relevant: set[str],
     now: datetime | None = None,
+    config: RetrievalConfig = DUMP_CONFIG,
 ) -> None:
     """One JSON line: a question, its candidates as search returns them (explain on) and
     which turns answer it; the labelled data format of ``memsvc ranker train``."""
     resp = client.search(
-        cube,
-        SearchRequest(query=query, top_k=200, config=DUMP_CONFIG, explain=True, now=now),
+        cube, SearchRequest(query=query, top_k=200, config=config, explain=True, now=now)
     )
     line = {
         "group": group,
@@ -229,6 +240,7 @@ def run(
     dump: TextIO | None = None,
     mode: str = "search",
     ask_mode: str = "heuristic",
+    dump_config: RetrievalConfig = DUMP_CONFIG,
 ) -> dict[str, Any]:
     asks = AskStats()
     recall5: dict[int, list[float]] = defaultdict(list)
@@ -278,6 +290,7 @@ def run(
                     group=f"locomo/{sid}",
                     query=qa["question"],
                     relevant=relevant,
+                    config=dump_config,
                 )
 
     def mean(xs: list[float]) -> float:
@@ -377,6 +390,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="turns a request (200; batch: 100)")
     ap.add_argument("--write", choices=("session", "turn", "batch"), default="session")
     ap.add_argument("--dump", type=Path, help="write each question's candidates (JSONL) here")
+    ap.add_argument("--dump-passages", action="store_true", help="dump passages as a channel")
     ap.add_argument("--backend", default=None, help="embedder backend for the local instance")
     ap.add_argument("--mode", choices=("search", "ask"), default="search")
     ap.add_argument("--llm-script", action="store_true", help="ask in LLM mode, scripted")
@@ -396,6 +410,7 @@ def main() -> None:
                 dump,
                 "ask" if args.llm_script else args.mode,
                 "llm" if args.llm_script else "heuristic",
+                DUMP_PASSAGES_CONFIG if args.dump_passages else DUMP_CONFIG,
             )
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -6,6 +6,13 @@
   queries that name dates or periods, fused by weighted RRF with a small ``k`` so the
   channels' top ranks dominate. Also the graph channel (weight 0.25: on LoCoMo dev it moved
   recall@10 by +0.008, within noise; weight 1.0 cost -0.019) once the cube has links.
+  Long memories' passage vectors stay merged into the vector channel (a memory by its
+  best vector). As a channel of their own (``RetrievalConfig.passages``) they did worse:
+  bench/fusion.py over ``--dump-passages`` dumps, turn recall@10 on lme_dev, merged 0.790,
+  own vectors alone 0.773, own + passages at weight 0.25 / 0.5 / 1.0: 0.773 / 0.729 /
+  0.651 (locomo_dev has no long turns: 0.786 in every form). Alone, though, passages cost
+  the vector channel on lme_dev (0.687 own vectors, 0.622 merged): ``fast`` pays that for
+  finding a fact deep in a long message.
 - ``learned``: ``hybrid``'s channels, its candidates ordered by the learned ranker.
 - ``deep``: ``hybrid`` with deeper candidates and a cross-encoder over the head; with no
   reranker configured it returns the ``hybrid`` order and says so in ``notes``.

@@ -109,7 +109,13 @@ def _scoped(
 
 def fuse(cands: Candidates, cfg: RetrievalConfig) -> list[tuple[uuid.UUID, float]]:
     """Weighted reciprocal-rank fusion over channels."""
-    weights = {"vector": cfg.vector, "fulltext": cfg.fulltext, "time": cfg.time, "graph": cfg.graph}
+    weights = {
+        "vector": cfg.vector,
+        "passage": cfg.passages,
+        "fulltext": cfg.fulltext,
+        "time": cfg.time,
+        "graph": cfg.graph,
+    }
     scores: dict[uuid.UUID, float] = {}
     for channel, ranked in cands.by_channel.items():
         ch = weights.get(channel)
@@ -336,6 +342,7 @@ async def gather(
     """Each configured channel's ranking over the scope."""
     session, base = scope.session, scope.base
     cands = Candidates()
+    split = config.passages is not None  # passages rank in their own channel
     if config.vector is not None and query_vec is not None:
         cands.by_channel["vector"], cands.unindexed, cands.facts = await vector_channel(
             session,
@@ -343,8 +350,12 @@ async def gather(
             query_vec,
             config.vector.depth,
             approximate=scope.approximate,
-            cube_id=scope.cube_id,
+            cube_id=None if split else scope.cube_id,
             facts=_facts(asked_at(request)),
+        )
+    if config.passages is not None and query_vec is not None:
+        cands.by_channel["passage"] = await ann.nearest_passages(
+            session, base, query_vec, config.passages.depth, cube_id=scope.cube_id
         )
     if config.fulltext is not None:
         cands.by_channel["fulltext"] = await _fulltext(

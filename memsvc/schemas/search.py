@@ -42,6 +42,10 @@ class RetrievalConfig(WireModel):
     fulltext: ChannelConfig | None = Field(default_factory=ChannelConfig)
     time: ChannelConfig | None = None
     graph: ChannelConfig | None = None
+    # Long memories' passage vectors as a channel of their own (each memory by its best
+    # passage). Without it the vector channel ranks a memory by its best vector, its own
+    # or one of its passages'.
+    passages: ChannelConfig | None = None
     # Full-text scorer: BM25 (exact, cubes below the exact-search threshold; larger cubes
     # fall back to ts_rank_cd) or Postgres ts_rank_cd.
     lexical_scorer: Literal["bm25", "ts_rank"] = "bm25"

@@ -154,18 +154,32 @@ def _nearest_query(
         parts.append(select(indexed.c.id, indexed.c.d, literal(False).label("tail")))
         parts.append(select(tail.c.id, tail.c.d, literal(True).label("tail")))
     if cube_id is not None:
-        # Long memories' passages: each memory's best passage, scored exactly (they are few).
-        pdist = func.min(MemoryPassage.embedding.cosine_distance(vec))
-        bp = (
-            select(MemoryPassage.memory_id, pdist.label("d"))
-            .where(MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base))
-            .group_by(MemoryPassage.memory_id)
-            .order_by(pdist, MemoryPassage.memory_id)
-            .limit(depth)
-            .subquery()
-        )
+        bp = _best_passages(base, vec, depth, cube_id).subquery()
         parts.append(select(bp.c.memory_id.label("id"), bp.c.d, literal(False).label("tail")))
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+
+
+def _best_passages(
+    base: Select[Any], vec: np.ndarray, depth: int, cube_id: uuid.UUID | None
+) -> Select[Any]:
+    """Long memories' passages: each memory's best passage distance, scored exactly (they
+    are few), closest first."""
+    pdist = func.min(MemoryPassage.embedding.cosine_distance(vec))
+    return (
+        select(MemoryPassage.memory_id, pdist.label("d"))
+        .where(MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base))
+        .group_by(MemoryPassage.memory_id)
+        .order_by(pdist, MemoryPassage.memory_id)
+        .limit(depth)
+    )
+
+
+async def nearest_passages(
+    session: AsyncSession, base: Select[Any], vec: np.ndarray, depth: int, *, cube_id: uuid.UUID
+) -> Ranked:
+    """The ``depth`` memories of ``base`` whose best passage is closest to ``vec`` (cosine
+    similarity of that passage, best first); memories without passages are not among them."""
+    return _ranked((await session.execute(_best_passages(base, vec, depth, cube_id))).all())
 
 
 def _ranked(rows: Any) -> Ranked:

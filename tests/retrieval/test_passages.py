@@ -91,6 +91,45 @@ async def test_a_fact_deep_in_a_long_message_is_found_by_the_vector_channel(
 
 
 @pytest.mark.anyio
+async def test_passages_can_rank_in_a_channel_of_their_own(service: Service) -> None:
+    cube = await make_cube(service, "long-split")
+    fact = "My sister Priya adopted a three-legged greyhound called Biscuit last spring."
+    long, short, _ = await add(
+        service,
+        cube,
+        {"content": long_message(fact), "sources": [{"speaker": "user"}]},
+        {"content": "Priya's favourite film is a documentary about whales."},
+        {"content": FILLER * 3},
+    )
+    query = "Which greyhound did my sister adopt?"
+    merged = next(h for h in await fast(service, cube, query) if h["memory"]["id"] == long["id"])
+    resp = await service.client.post(
+        f"/v1/cubes/{cube}/search",
+        json={
+            "query": query,
+            "top_k": 10,
+            "explain": True,
+            "config": {
+                "vector": {"weight": 1.0, "depth": 50},
+                "passages": {"weight": 0.5, "depth": 50},
+                "fulltext": None,
+            },
+        },
+        headers=service.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    explain = {h["memory"]["id"]: h["explain"] for h in resp.json()["results"]}
+    # The passage that holds the fact scores in its own channel; the vector channel now
+    # judges the memory by its own embedding (the filler it starts with) alone.
+    best = merged["explain"]["vector"]["score"]
+    assert explain[long["id"]]["passage"] == {"rank": 1, "score": best}
+    assert explain[long["id"]]["vector"]["score"] < best - 0.1
+    # Only long memories have passages.
+    assert "passage" not in explain[short["id"]]
+    assert sorted(e["vector"]["rank"] for e in explain.values()) == [1, 2, 3]
+
+
+@pytest.mark.anyio
 async def test_erasure_removes_the_passage_vectors(service: Service, database_url: str) -> None:
     cube = await make_cube(service, "long-erase")
     (long,) = await add(service, cube, {"content": long_message("The code is 4411.")})
