@@ -3,8 +3,8 @@
 When Postgres dies under the running service (or restarts, or the pool is exhausted) a
 request fails with a driver or pool error; clients get ``503 unavailable`` in the one
 error shape and a ``Retry-After`` telling them when to try again. The pool checks each
-connection before use (``pool_pre_ping``), so requests succeed again as soon as the
-database is back, without a restart.
+idle connection before use (``memsvc.store.db.ping_when_idle``), so requests succeed again
+as soon as the database is back, without a restart.
 """
 
 from __future__ import annotations

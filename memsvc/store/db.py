@@ -14,6 +14,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -96,6 +97,33 @@ def binary_vectors(engine: AsyncEngine) -> None:
         dbapi_conn.run_async(register)
 
     setattr(engine.dialect, BINARY_VECTORS, True)
+
+
+# A pooled connection idle longer than this is pinged before use; one in steady use is not.
+PING_AFTER_IDLE_S = 1.0
+
+
+def ping_when_idle(engine: AsyncEngine) -> None:
+    """``pool_pre_ping``, for connections that sat idle: a ping per checkout was a round
+    trip on every request. A connection handed back less than ``PING_AFTER_IDLE_S`` ago
+    was working then; if the database dies in that second, the statement that meets the
+    dead connection fails (503, see ``is_outage``) and SQLAlchemy discards every
+    connection of the pool older than the failure, so one request, not one per pooled
+    connection, sees the outage."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checkin(_conn: Any, record: Any) -> None:
+        record.info["memsvc_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("memsvc_idle_since")
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(conn)
+        except Exception as exc:  # a dead connection: the pool replaces it and retries
+            raise sa_exc.DisconnectionError("connection failed its ping") from exc
 
 
 def time_statements(engine: AsyncEngine) -> None:
@@ -202,20 +230,20 @@ class Database:
         out of logs and error messages unless ``hide_parameters`` is off (``memsvc.logs``).
         Every statement is cancelled after ``statement_timeout_s`` (0: never), so no runaway
         query holds a connection."""
-        # pool_pre_ping: connections left over from a database that died and came back are
-        # replaced on checkout instead of failing the request that drew them.
+        # Connections left over from a database that died and came back are replaced on
+        # checkout instead of failing the request that drew them (``ping_when_idle``).
         engine = create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=20,
             pool_recycle=1800,
             hide_parameters=hide_parameters,
-            pool_pre_ping=True,
             pool_timeout=10,
             connect_args={"options": connection_options(statement_timeout_s)},
         )
         binary_vectors(engine)
         time_statements(engine)
+        ping_when_idle(engine)
         caches = Caches()
         sessions = async_sessionmaker(engine, expire_on_commit=False, info={"caches": caches})
         return cls(url=url, engine=engine, sessions=sessions, server=server, caches=caches)

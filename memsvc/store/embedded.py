@@ -7,7 +7,8 @@ dropped before attaching (:func:`drop_dead_handles`).
 
 When the postmaster dies under a running ``memsvc serve`` (OOM killer, kill -9), the
 :class:`Supervisor` notices within ``interval_s`` and starts it again on the same data
-directory and socket, so the connection pool (``pool_pre_ping``) reconnects by itself.
+directory and socket, so the connection pool (``memsvc.store.db.ping_when_idle``)
+reconnects by itself.
 """
 
 from __future__ import annotations
