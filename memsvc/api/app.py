@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from memsvc import __version__
 from memsvc.api import errors, faults, openapi
 from memsvc.api.mcp_mount import mount_mcp
-from memsvc.api.middleware import BodyLimit, CatchAll, CleanURL, Metrics, ServerTiming
+from memsvc.api.middleware import BodyLimit, CatchAll, CleanURL, Metrics
 from memsvc.api.routes import (
     admin,
     ask,
@@ -138,6 +138,5 @@ def create_app(
         response_timeout_s=settings.limits.response_timeout_s,
     )
     app.add_middleware(CatchAll)
-    app.add_middleware(ServerTiming)
     app.add_middleware(Metrics)
     return app

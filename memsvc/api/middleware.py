@@ -126,7 +126,9 @@ class CatchAll:
 
 
 class Metrics:
-    """Count and time requests by route template (not raw path: ids would explode labels)."""
+    """Count and time requests by route template (not raw path: ids would explode labels),
+    and tell the client where its request's time went: its phases (``memsvc.timing``) as
+    ``Server-Timing``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -136,41 +138,21 @@ class Metrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        phases, token = timing.start()
         status = 500
 
         async def capture(msg: Message) -> None:
             nonlocal status
             if msg["type"] == "http.response.start":
                 status = msg["status"]
+                msg["headers"] = [*msg.get("headers", []), (b"server-timing", phases.header())]
             await send(msg)
 
         try:
             await self.app(scope, receive, capture)
         finally:
+            timing.stop(token)
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             REQUESTS.labels(scope["method"], path, str(status)).inc()
             LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
-
-
-class ServerTiming:
-    """Time each request's phases (``memsvc.timing``) and send them as ``Server-Timing``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        phases, token = timing.start()
-
-        async def timed(msg: Message) -> None:
-            if msg["type"] == "http.response.start":
-                msg["headers"] = [*msg.get("headers", []), (b"server-timing", phases.header())]
-            await send(msg)
-
-        try:
-            await self.app(scope, receive, timed)
-        finally:
-            timing.stop(token)

@@ -15,6 +15,7 @@ what ``memsvc serve`` uses when installed (a dependency), h11 otherwise.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import h11
@@ -23,14 +24,20 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 
 
-class HeaderTimeoutH11Protocol(H11Protocol):
-    """``H11Protocol`` that closes connections whose request headers arrive too slowly."""
+class _HeaderTimer(asyncio.Protocol):
+    """The header timer of both protocols: armed when a connection opens or a request
+    starts arriving, disarmed when its headers are in; when it fires while the protocol
+    still ``_awaits_headers`` the connection is closed."""
 
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    _header_timer: asyncio.TimerHandle | None = None
+    # The protocol's own (uvicorn's classes set them).
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    logger: logging.Logger
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._header_timer: asyncio.TimerHandle | None = None
+    def _awaits_headers(self) -> bool:
+        raise NotImplementedError
 
     def _arm(self) -> None:
         if self._header_timer is None and self.header_timeout_s > 0:
@@ -41,16 +48,9 @@ class HeaderTimeoutH11Protocol(H11Protocol):
             self._header_timer.cancel()
             self._header_timer = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE:
-            self._arm()  # a (new) request starts arriving
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._disarm()  # its line and headers are in
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -58,11 +58,25 @@ class HeaderTimeoutH11Protocol(H11Protocol):
 
     def _header_timeout(self) -> None:
         self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self._awaits_headers() and not self.transport.is_closing():
             self.logger.info(
                 "request headers not received in %.0f s; closed", self.header_timeout_s
             )
             self.transport.close()
+
+
+class HeaderTimeoutH11Protocol(_HeaderTimer, H11Protocol):
+    """``H11Protocol`` that closes connections whose request headers arrive too slowly."""
+
+    def _awaits_headers(self) -> bool:
+        return bool(self.conn.their_state is h11.IDLE)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            self._arm()  # a (new) request starts arriving
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()  # its line and headers are in
 
 
 def h11_with_header_timeout(timeout_s: float) -> type[HeaderTimeoutH11Protocol]:
@@ -75,32 +89,15 @@ def httptools_with_header_timeout(timeout_s: float) -> type[Any]:
     httptools."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class HeaderTimeoutHttpToolsProtocol(HttpToolsProtocol):
+    class HeaderTimeoutHttpToolsProtocol(_HeaderTimer, HttpToolsProtocol):
         """``HttpToolsProtocol`` that closes connections whose request headers arrive too
-        slowly: the timer runs from the connection's opening, or a request's first byte,
-        to the end of its headers (the parser's callbacks)."""
+        slowly (the parser's callbacks say when a request begins and its headers end)."""
 
         header_timeout_s: float = timeout_s
+        _in_headers = True
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._header_timer: asyncio.TimerHandle | None = None
-            self._in_headers = True
-
-        def _arm(self) -> None:
-            if self._header_timer is None and self.header_timeout_s > 0:
-                self._header_timer = self.loop.call_later(
-                    self.header_timeout_s, self._header_timeout
-                )
-
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
+        def _awaits_headers(self) -> bool:
+            return self._in_headers
 
         def on_message_begin(self) -> None:
             self._in_headers = True
@@ -111,18 +108,6 @@ def httptools_with_header_timeout(timeout_s: float) -> type[Any]:
             self._in_headers = False
             self._disarm()
             super().on_headers_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def _header_timeout(self) -> None:
-            self._header_timer = None
-            if self._in_headers and not self.transport.is_closing():
-                self.logger.info(
-                    "request headers not received in %.0f s; closed", self.header_timeout_s
-                )
-                self.transport.close()
 
     return HeaderTimeoutHttpToolsProtocol
 

@@ -88,7 +88,6 @@ async def nearest(
     *,
     approximate: bool,
     cube_id: uuid.UUID | None = None,
-    facts: Sequence[ColumnElement[Any]] = (),
 ) -> tuple[Ranked, int]:
     """The ``depth`` memories of ``base`` closest to ``vec`` (cosine similarity, best first),
     and how many of them came from a promoted cube's unindexed tail (0 when exact).
@@ -100,7 +99,7 @@ async def nearest(
     scored too (``memsvc.store.passages``): a memory ranks by its best vector.
     """
     ranked, tail, _ = await nearest_with(
-        session, base, vec, depth, approximate=approximate, cube_id=cube_id, facts=facts
+        session, base, vec, depth, approximate=approximate, cube_id=cube_id
     )
     return ranked, tail
 
