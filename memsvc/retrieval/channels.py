@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    ColumnElement,
     Float,
-    Row,
     Select,
     Text,
     and_,
@@ -36,7 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.lexicon import Lexicon, candidate_tsquery, thresholds
 from memsvc.retrieval.timeparse import Period
-from memsvc.store import ann
 from memsvc.store.ann import Ranked
 from memsvc.store.caches import caches_of
 from memsvc.store.models import Memory
@@ -97,25 +92,6 @@ async def scope_stats(session: AsyncSession, base: Select[Any], limit: int) -> S
         await session.execute(select(func.count(), func.coalesce(func.avg(sub.c.dl), 1.0)))
     ).one()
     return ScopeStats(n=int(row[0]), avgdl=max(float(row[1]), 1.0))
-
-
-async def vector_channel(
-    session: AsyncSession,
-    base: Select[Any],
-    vec: np.ndarray,
-    depth: int,
-    *,
-    approximate: bool,
-    cube_id: uuid.UUID | None = None,
-    facts: Sequence[ColumnElement[Any]] = (),
-) -> tuple[Ranked, int, dict[uuid.UUID, Row[Any]]]:
-    """Nearest memories by cosine similarity (each by its best vector: its own or one of its
-    passages), how many came from a promoted cube's exactly-scored unindexed tail (see
-    ``memsvc.store.ann.nearest``), and ``facts`` (columns) of each, read in the same
-    statement."""
-    return await ann.nearest_with(
-        session, base, vec, depth, approximate=approximate, cube_id=cube_id, facts=facts
-    )
 
 
 async def ts_rank_channel(

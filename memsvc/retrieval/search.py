@@ -22,7 +22,6 @@ from memsvc.retrieval.channels import (
     time_channel,
     ts_rank_channel,
     tsquery_text,
-    vector_channel,
 )
 from memsvc.retrieval.graph_channel import graph_channel
 from memsvc.retrieval.lexicon import LEXICON_MIN_SCOPE, Reopen, cached_lexicon
@@ -344,7 +343,7 @@ async def gather(
     cands = Candidates()
     split = config.passages is not None  # passages rank in their own channel
     if config.vector is not None and query_vec is not None:
-        cands.by_channel["vector"], cands.unindexed, cands.facts = await vector_channel(
+        cands.by_channel["vector"], cands.unindexed, cands.facts = await ann.nearest(
             session,
             base,
             query_vec,

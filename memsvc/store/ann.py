@@ -88,7 +88,8 @@ async def nearest(
     *,
     approximate: bool,
     cube_id: uuid.UUID | None = None,
-) -> tuple[Ranked, int]:
+    facts: Sequence[ColumnElement[Any]] = (),
+) -> tuple[Ranked, int, dict[uuid.UUID, Row[Any]]]:
     """The ``depth`` memories of ``base`` closest to ``vec`` (cosine similarity, best first),
     and how many of them came from a promoted cube's unindexed tail (0 when exact).
 
@@ -96,26 +97,10 @@ async def nearest(
     so filters that drop most neighbours still fill ``depth`` — and exact scores of the
     tail, in one statement. Otherwise every memory is scored (the ``+ 0`` hides the
     ordering from HNSW). With ``cube_id`` the passages of the cube's long memories are
-    scored too (``memsvc.store.passages``): a memory ranks by its best vector.
+    scored too (``memsvc.store.passages``): a memory ranks by its best vector. ``facts``
+    (columns of ``Memory``) of each memory found come back by id, read in the same
+    statement (a search needs their validity and times next: no second round trip).
     """
-    ranked, tail, _ = await nearest_with(
-        session, base, vec, depth, approximate=approximate, cube_id=cube_id
-    )
-    return ranked, tail
-
-
-async def nearest_with(
-    session: AsyncSession,
-    base: Select[Any],
-    vec: np.ndarray,
-    depth: int,
-    *,
-    approximate: bool,
-    cube_id: uuid.UUID | None = None,
-    facts: Sequence[ColumnElement[Any]] = (),
-) -> tuple[Ranked, int, dict[uuid.UUID, Row[Any]]]:
-    """``nearest``, and ``facts`` (columns of ``Memory``) of each memory found, read in the
-    same statement (a search needs their validity and times next: no second round trip)."""
     if approximate and depth > EF_SEARCH_MIN:
         # The connection's default (``SEARCH_SETTINGS``) covers depths up to EF_SEARCH_MIN.
         await session.execute(

@@ -109,7 +109,7 @@ async def nearest(
     if await ann.is_indexed(session, cube_id):
         base = _live(tenant_id, cube_id)
         for i, v in enumerate(vectors):
-            ranked, _ = await ann.nearest(session, base, v, k, approximate=True)
+            ranked, _, _ = await ann.nearest(session, base, v, k, approximate=True)
             out[i] = ranked
         return out
     rows = await session.execute(

@@ -270,7 +270,7 @@ async def candidates(
     vector_ids: set[uuid.UUID] = set()
     if note.embedding is not None:
         approximate = await ann.is_indexed(session, note.cube_id)
-        near, _ = await ann.nearest(
+        near, _, _ = await ann.nearest(
             session, select(Memory.id).where(*scope), note.embedding, k, approximate=approximate
         )
         vector_ids = {mid for mid, _ in near}
