@@ -6,7 +6,8 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,16 @@ from memsvc.store.versions import Change
 
 # Memories embedded per model call on the write path (matches the runtime's batch size).
 EMBED_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Passages:
+    """A memory's passages when its writer knows them better than its content's text windows
+    (``indexing.passages``): ``vectors`` computed already, then ``texts`` to embed (a merged
+    memory's messages, see ``memsvc.policy.ingest``)."""
+
+    vectors: Sequence[np.ndarray] = ()
+    texts: Sequence[str] = ()
 
 
 def _field_limit(field: str, size: int, limit: int, unit: str = "bytes") -> None:
@@ -122,6 +133,7 @@ async def create_memories(
     change: Change | None = None,
     source_ids: Sequence[Sequence[uuid.UUID]] | None = None,
     known: Mapping[int, np.ndarray] | None = None,
+    passages_of: Mapping[int, Passages] | None = None,
 ) -> MemoryList:
     """Create a batch atomically; a retried Idempotency-Key replays the first answer.
 
@@ -131,7 +143,9 @@ async def create_memories(
 
     ``ingest`` (``memsvc.policy.ingest``) passes its ``change`` (policy and model), the ids
     of the sources it stored already (per memory, in ``sources`` order) and the embeddings
-    it computed already (``known``, by batch index: the memory's own index text)."""
+    it computed already (``known``, by batch index: the memory's own index text), and the
+    passages of the memories it folded from several messages (``passages_of``, by batch
+    index: in place of their text windows)."""
     check_limits(batch, limits)
     cube = await cubes.require(session, tenant_id=principal.tenant_id, cube_id=cube_id)
     if idempotency_key is not None:
@@ -189,7 +203,13 @@ async def create_memories(
         chunks.append(list(known))
         pending.insert(len(chunks) - 1, asyncio.ensure_future(_ready([known[i] for i in known])))
     # Long memories' later passages, embedded after the memories themselves.
-    later = [indexing.passages(m.content, (s.speaker for s in m.sources)) for m in batch.memories]
+    passages_of = passages_of or {}
+    later = [
+        list(passages_of[i].texts)
+        if i in passages_of
+        else indexing.passages(m.content, (s.speaker for s in m.sources))
+        for i, m in enumerate(batch.memories)
+    ]
     flat = [p for ps in later for p in ps]
     if flat:
         pending.append(asyncio.ensure_future(runtime.embed(flat)))
@@ -222,14 +242,19 @@ async def create_memories(
             )
             for i, read in zip(chunk, reads, strict=True):
                 created[i] = read
-        if flat:
-            await passages.write(
-                session,
-                tenant_id=principal.tenant_id,
-                cube_id=cube_id,
-                texts=[(created[i].id, ps) for i, ps in enumerate(later)],
-                vectors=list(await pending[-1]),
-            )
+        embedded = iter(list(await pending[-1]) if flat else [])
+        await passages.write_vectors(
+            session,
+            tenant_id=principal.tenant_id,
+            cube_id=cube_id,
+            vectors=[
+                (
+                    created[i].id,
+                    [*(passages_of[i].vectors if i in passages_of else ()), *_take(embedded, ps)],
+                )
+                for i, ps in enumerate(later)
+            ],
+        )
     finally:
         for fut in pending:
             fut.cancel()
@@ -247,6 +272,10 @@ async def create_memories(
             body=result.model_dump(mode="json"),
         )
     return result
+
+
+def _take(vectors: Iterator[np.ndarray], texts: Sequence[str]) -> list[np.ndarray]:
+    return [next(vectors) for _ in texts]
 
 
 async def _ready(vectors: list[np.ndarray]) -> Vectors:
@@ -275,10 +304,12 @@ async def update_memory(
     memory_id: uuid.UUID,
     data: MemoryUpdate,
     change: Change | None = None,
+    passages_from: Passages | None = None,
 ) -> MemoryRead:
     """Apply a change as a new version, rebased over the system's versions since the one it
     expected (else 409, see ``memsvc.store.edits``); re-embed when what it is indexed by changed.
-    """
+    A new content's passages are its text windows, or ``passages_from`` (``ingest`` merging
+    messages into a stored memory)."""
     if data.content is not None and len(data.content.encode()) > limits.max_content_bytes:
         raise PayloadTooLarge(
             f"content exceeds {limits.max_content_bytes} bytes", code="content_too_large"
@@ -297,20 +328,22 @@ async def update_memory(
             sources=current.sources,
         )
         # The memory and, when its content changes, its passages: one embedding call.
-        later = (
-            indexing.passages(data.content, (s.speaker for s in current.sources))
-            if data.content is not None
-            else []
-        )
+        later: Sequence[str] = []
+        if data.content is not None:
+            later = (
+                passages_from.texts
+                if passages_from is not None
+                else indexing.passages(data.content, (s.speaker for s in current.sources))
+            )
         vec, *vecs = await runtime.embed([index_text, *later])
         if data.content is not None:
             await passages.drop(session, memory_id)
-            await passages.write(
+            known = passages_from.vectors if passages_from is not None else ()
+            await passages.write_vectors(
                 session,
                 tenant_id=principal.tenant_id,
                 cube_id=current.cube_id,
-                texts=[(memory_id, later)],
-                vectors=vecs,
+                vectors=[(memory_id, [*known, *vecs])],
             )
         # The turns said before it are unchanged by an edit of the memory itself; one edited
         # past ``CONTEXT_UP_TO`` words drops them (one written long has none to keep).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsvc.policy.decide import Message
-from memsvc.policy.ingest import POOL_FROM_WORDS, _Group, _pooled, fold_core, rewrite_core
+from memsvc.policy.ingest import _Group, _pooled, fold_core, rewrite_core
 
 
 def test_fold_core_adds_replaces_and_caps() -> None:
@@ -37,18 +37,16 @@ def _msgs(*texts: str) -> list[Message]:
     return [Message(index=i, role="user", content=t) for i, t in enumerate(texts)]
 
 
-def test_pooled_embeddings_only_for_long_verbatim_groups() -> None:
+def test_pooled_embeddings_for_every_verbatim_group() -> None:
     rng = np.random.default_rng(0)
     vecs = [v / np.linalg.norm(v) for v in rng.normal(size=(3, 8)).astype(np.float32)]
     short = _msgs("a question?", "an answer.", "x")
     assert _pooled(_Group([0], ["a question?"], "episodic"), short, vecs) is vecs[0]
-    assert _pooled(_Group([0, 1], ["a question?", "an answer."], "episodic"), short, vecs) is None
-    long_text = " ".join(["word"] * POOL_FROM_WORDS)
-    long = _msgs("a question?", long_text, "x")
-    pooled = _pooled(_Group([0, 1], ["a question?", long_text], "episodic"), long, vecs)
+    # Several messages, short or long: the normalised mean (their own vectors are passages).
+    pooled = _pooled(_Group([0, 1], ["a question?", "an answer."], "episodic"), short, vecs)
     assert pooled is not None and abs(float(np.linalg.norm(pooled)) - 1.0) < 1e-5
     expect = (vecs[0] + vecs[1]) / np.linalg.norm(vecs[0] + vecs[1])
     assert np.allclose(pooled, expect, atol=1e-6)
     # A text the policy rewrote is embedded as written.
     rewritten = _Group([0, 1], ["Summary."], "episodic", rewritten=True)
-    assert _pooled(rewritten, long, vecs) is None
+    assert _pooled(rewritten, short, vecs) is None

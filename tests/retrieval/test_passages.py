@@ -1,4 +1,5 @@
-"""Long memories are embedded as passages too: the vector channel sees all of them."""
+"""Long memories are embedded as passages too, and merged ones by their messages: the vector
+channel sees all of them."""
 
 from __future__ import annotations
 
@@ -157,3 +158,126 @@ async def test_an_imported_long_memory_gets_its_passages(
     assert resp.status_code in (200, 201), resp.text
     (n,) = sql(database_url, "SELECT count(*) FROM memory_passage WHERE cube_id = :c", c=target)
     assert n[0] == 2
+
+
+# A question and its answer from someone else: the learned policy folds the answer into the
+# question's memory ("reply to the question before it").
+ASKED = {
+    "role": "user",
+    "name": "Ann",
+    "content": "Did you finish the quarterly budget review and the hiring plan for the team?",
+}
+ANSWERED = {
+    "role": "user",
+    "name": "Bob",
+    "content": "Not yet. My sister Priya adopted a three-legged greyhound called Biscuit.",
+}
+DOG = "Which greyhound did Priya adopt?"
+
+
+def said(*messages: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {**m, "session_id": "s1", "timestamp": f"2024-03-01T10:0{i}:00Z", "external_id": f"t{i}"}
+        for i, m in enumerate(messages)
+    ]
+
+
+async def ingest(svc: Service, cube: str, policy: str, *messages: dict[str, Any]) -> Any:
+    resp = await svc.client.post(
+        f"/v1/cubes/{cube}/ingest",
+        json={"messages": list(messages), "policy": policy},
+        headers=svc.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def vector_score(hits: list[dict[str, Any]], memory_id: str) -> float:
+    return float(
+        next(h for h in hits if h["memory"]["id"] == memory_id)["explain"]["vector"]["score"]
+    )
+
+
+def passage_count(url: str, memory_id: str) -> int:
+    return int(
+        sql(url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=memory_id)[0][0]
+    )
+
+
+@pytest.mark.anyio
+async def test_a_merged_memory_is_found_as_well_as_its_best_message_alone(
+    service: Service, database_url: str
+) -> None:
+    # Each message alone (store_all): the answer's memory is what the question should find.
+    alone = await make_cube(service, "alone")
+    out = await ingest(service, alone, "store_all", *said(ASKED, ANSWERED))
+    answer_alone = out["decisions"][1]["memory_id"]
+    best_alone = vector_score(await fast(service, alone, DOG), answer_alone)
+
+    cube = await make_cube(service, "merged")
+    out = await ingest(service, cube, "learned", *said(ASKED, ANSWERED))
+    assert [d["operation"] for d in out["decisions"]] == ["insert", "merge"]
+    [merged] = out["memories"]
+    assert [s["external_id"] for s in merged["sources"]] == ["t0", "t1"]
+    # One passage per message, its own embedding as ingest computed it (no new embedding):
+    # the merged memory scores as the answer alone does, not as the text of both.
+    assert passage_count(database_url, merged["id"]) == 2
+    hits = await fast(service, cube, DOG)
+    assert hits[0]["memory"]["id"] == merged["id"]
+    assert vector_score(hits, merged["id"]) == pytest.approx(best_alone, abs=1e-4)
+    sql(database_url, "DELETE FROM memory_passage WHERE memory_id = :m", m=merged["id"])
+    diluted = vector_score(await fast(service, cube, DOG), merged["id"])
+    assert diluted < best_alone - 0.05
+
+    # Store_all writes no passages for short messages, as before.
+    assert passage_count(database_url, answer_alone) == 0
+
+
+@pytest.mark.anyio
+async def test_merging_into_a_stored_memory_keeps_its_vectors_and_edits_replace_them(
+    service: Service, database_url: str
+) -> None:
+    alone = await make_cube(service, "alone-live")
+    out = await ingest(service, alone, "store_all", *said(ASKED, ANSWERED))
+    best_alone = vector_score(await fast(service, alone, DOG), out["decisions"][1]["memory_id"])
+
+    # An agent writing live: the answer comes in a request of its own and is merged into
+    # the thread's last stored memory (a new version).
+    cube = await make_cube(service, "live")
+    asked, answered = said(ASKED, ANSWERED)
+    first = await ingest(service, cube, "learned", asked)
+    [mem] = first["memories"]
+    assert passage_count(database_url, mem["id"]) == 0
+    out = await ingest(service, cube, "learned", answered)
+    [d] = out["decisions"]
+    assert (d["operation"], d["memory_id"], d["memory_version"]) == ("merge", mem["id"], 2)
+    # The vector it had (the question's) and the answer's.
+    assert passage_count(database_url, mem["id"]) == 2
+    hits = await fast(service, cube, DOG)
+    assert hits[0]["memory"]["id"] == mem["id"]
+    assert vector_score(hits, mem["id"]) == pytest.approx(best_alone, abs=1e-4)
+
+    # An edit's content is no longer those messages: its passages are its own again.
+    resp = await service.client.patch(
+        f"/v1/memories/{mem['id']}",
+        json={"content": "Ann asked Bob about the budget review.", "expected_version": 2},
+        headers=service.auth(),
+    )
+    assert resp.status_code == 200, resp.text
+    assert passage_count(database_url, mem["id"]) == 0
+    assert vector_score(await fast(service, cube, DOG), mem["id"]) < best_alone - 0.05
+
+
+@pytest.mark.anyio
+async def test_erasing_a_merged_memory_removes_its_message_vectors(
+    service: Service, database_url: str
+) -> None:
+    cube = await make_cube(service, "merged-erase")
+    out = await ingest(service, cube, "learned", *said(ASKED, ANSWERED))
+    [merged] = out["memories"]
+    assert passage_count(database_url, merged["id"]) == 2
+    resp = await service.client.delete(
+        f"/v1/memories/{merged['id']}", params={"hard": "true"}, headers=service.auth()
+    )
+    assert resp.status_code == 204
+    assert passage_count(database_url, merged["id"]) == 0
