@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc import timing
@@ -18,6 +21,7 @@ from memsvc.schemas import (
     AskRequest,
     AskResponse,
     EffectiveLimits,
+    RetrievalConfig,
     SearchRequest,
     SearchResponse,
 )
@@ -32,6 +36,37 @@ def _check_top_k(top_k: int, settings: Settings) -> None:
         raise ValidationFailed(f"top_k may be at most {limit}", detail={"limit": limit})
 
 
+@dataclass
+class Planned:
+    """A search checked and under way: its strategy, and its query's embedding started
+    (``plan_search``) so the model runs while the request opens its transaction."""
+
+    preset: str | None
+    config: RetrievalConfig
+    vector: asyncio.Task[np.ndarray] | None
+
+    def cancel(self) -> None:
+        """Drop the embedding if the search never needed it (a 404 cube, an error)."""
+        if self.vector is not None:
+            self.vector.cancel()
+
+
+async def _embed(runtime: ModelRuntime, query: str) -> np.ndarray:
+    with timing.phase("embed"):
+        return await runtime.embed_one(query)
+
+
+def plan_search(request: SearchRequest, *, runtime: ModelRuntime, settings: Settings) -> Planned:
+    """Check a search's limits and strategy (a 4xx before any work) and start embedding its
+    query. The caller must ``cancel`` it if the search does not run."""
+    _check_top_k(request.top_k, settings)
+    name, config = presets.resolve(request.preset, request.config)
+    vector = None
+    if config.vector is not None:
+        vector = asyncio.ensure_future(_embed(runtime, request.query))
+    return Planned(preset=name, config=config, vector=vector)
+
+
 async def search_cube(
     session: AsyncSession,
     *,
@@ -41,22 +76,25 @@ async def search_cube(
     cube_id: uuid.UUID,
     request: SearchRequest,
     db: Database | None = None,
+    planned: Planned | None = None,
 ) -> SearchResponse:
-    """Check limits, resolve the strategy, embed the query and run the search. With ``db``
-    a large scope's stale lexicon is refreshed in the background, not by this search."""
-    _check_top_k(request.top_k, settings)
-    name, config = presets.resolve(request.preset, request.config)
-    vec = None
-    if config.vector is not None:
-        with timing.phase("embed"):
-            vec = await runtime.embed_one(request.query)
+    """Check limits, resolve the strategy, embed the query and run the search (``planned``:
+    all but the search done or under way already). With ``db`` a large scope's stale
+    lexicon is refreshed in the background, not by this search."""
+    if planned is None:
+        planned = plan_search(request, runtime=runtime, settings=settings)
+    try:
+        vec = await planned.vector if planned.vector is not None else None
+    finally:
+        planned.cancel()
+    config = planned.config
     return await search(
         session,
         tenant_id=tenant_id,
         cube_id=cube_id,
         request=request,
         config=config,
-        preset=name,
+        preset=planned.preset,
         query_vec=vec,
         rerank=runtime.rerank if config.rerank else None,
         exact_threshold=settings.exact_search_threshold,

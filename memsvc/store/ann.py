@@ -25,14 +25,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from typing import cast as cast_type
 
 import numpy as np
 from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
+    Integer,
     Row,
     Select,
     Subquery,
+    bindparam,
     cast,
     exists,
     func,
@@ -89,6 +93,7 @@ async def nearest(
     approximate: bool,
     cube_id: uuid.UUID | None = None,
     facts: Sequence[ColumnElement[Any]] = (),
+    prepared: Prepared | None = None,
 ) -> tuple[Ranked, int, dict[uuid.UUID, Row[Any]]]:
     """The ``depth`` memories of ``base`` closest to ``vec`` (cosine similarity, best first),
     and how many of them came from a promoted cube's unindexed tail (0 when exact).
@@ -100,23 +105,61 @@ async def nearest(
     a memory ranks by its best vector. ``facts`` (columns of ``Memory``) of each memory
     found come back by id, read in the same statement (a search needs their validity and
     times next: no second round trip).
+
+    ``prepared``: the same statement built once with bound parameters
+    (``nearest_statement``) and its parameters other than ``vec`` and ``depth``; it then
+    stands for ``base``, ``cube_id`` and ``facts``.
     """
     if approximate and depth > EF_SEARCH_MIN:
         # The connection's default (``SEARCH_SETTINGS``) covers depths up to EF_SEARCH_MIN.
         await session.execute(
             select(func.set_config("hnsw.ef_search", str(min(depth, 1000)), True))
         )
+    if prepared is not None:
+        stmt, params = prepared
+        rows = (await session.execute(stmt, {**params, "vec": vec, "depth": depth})).all()
+    else:
+        stmt = nearest_statement(
+            base, vec, depth, approximate=approximate, cube_id=cube_id, facts=facts
+        )
+        rows = (await session.execute(stmt)).all()
+    found = cast_type(Sequence[Any], rows)  # (id, distance, tail, *facts)
+    ranked = _best([(r[0], r[1]) for r in found])[:depth]
+    return ranked, sum(1 for r in found if r[2]), {r[0]: r for r in found}
+
+
+# A statement of ``nearest`` built with bound parameters, and the values of those other
+# than ``vec`` and ``depth``.
+Prepared = tuple[Select[Any], dict[str, Any]]
+# The bound parameters of a prepared statement's query vector and depth.
+VEC = bindparam("vec", type_=Memory.embedding.type)
+DEPTH = bindparam("depth", type_=Integer)
+
+
+def nearest_statement(
+    base: Select[Any],
+    vec: np.ndarray | BindParameter[Any],
+    depth: int | BindParameter[int],
+    *,
+    approximate: bool,
+    cube_id: uuid.UUID | ColumnElement[Any] | None,
+    facts: Sequence[ColumnElement[Any]] = (),
+) -> Select[Any]:
+    """``nearest``'s statement: (id, distance, from the unindexed tail, *facts)."""
     found = _nearest_query(base, vec, depth, approximate=approximate, cube_id=cube_id)
     stmt = select(found.c.id, found.c.d, found.c.tail, *facts)
     if facts:
         stmt = stmt.join(Memory, Memory.id == found.c.id)
-    rows = (await session.execute(stmt)).all()
-    ranked = _best([(r[0], r[1]) for r in rows])[:depth]
-    return ranked, sum(1 for r in rows if r[2]), {r[0]: r for r in rows}
+    return stmt
 
 
 def _nearest_query(
-    base: Select[Any], vec: np.ndarray, depth: int, *, approximate: bool, cube_id: uuid.UUID | None
+    base: Select[Any],
+    vec: np.ndarray | BindParameter[Any],
+    depth: int | BindParameter[int],
+    *,
+    approximate: bool,
+    cube_id: uuid.UUID | ColumnElement[Any] | None,
 ) -> Subquery:
     """The candidates of ``nearest`` as (id, distance, from the unindexed tail): a memory
     may appear twice (by its own vector and by a passage's)."""
@@ -133,9 +176,8 @@ def _nearest_query(
         # The index is over half-precision copies (migration 0008): order by that
         # distance, score with the full-precision one.
         half = HALFVEC(EMBEDDING_DIM)
-        approx = cast(Memory.embedding, half).cosine_distance(
-            cast(literal(vec, Memory.embedding.type), half)
-        )
+        query = vec if isinstance(vec, BindParameter) else literal(vec, Memory.embedding.type)
+        approx = cast(Memory.embedding, half).cosine_distance(cast(query, half))
         indexed = scoped.where(Memory.ann).order_by(approx).limit(depth).subquery()
         tail = scoped.where(~Memory.ann).order_by(d, Memory.id).limit(depth).subquery()
         parts.append(select(indexed.c.id, indexed.c.d, literal(False).label("tail")))
@@ -147,7 +189,10 @@ def _nearest_query(
 
 
 def _best_passages(
-    base: Select[Any], vec: np.ndarray, depth: int, cube_id: uuid.UUID | None
+    base: Select[Any],
+    vec: np.ndarray | BindParameter[Any],
+    depth: int | BindParameter[int],
+    cube_id: uuid.UUID | ColumnElement[Any] | None,
 ) -> Select[Any]:
     """Long memories' passages: each memory's best passage distance, scored exactly (they
     are few), closest first."""

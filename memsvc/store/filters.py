@@ -59,7 +59,7 @@ def apply_filters(stmt: Select[Any], f: MemoryFilters | SearchFilters) -> Select
     return stmt
 
 
-def valid_at(at: datetime) -> ColumnElement[bool]:
+def valid_at(at: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """A memory is valid at ``at``: its ``valid_from`` reached and its ``valid_to`` not."""
     return and_(
         or_(Memory.valid_from.is_(None), Memory.valid_from <= at),

@@ -341,6 +341,37 @@ async def test_exact_path_returns_true_nearest(service: Service, runtime: Any) -
     assert scores[0] == pytest.approx(float(np.max(vecs @ q)), abs=1e-4)
 
 
+@pytest.mark.parametrize("preset", ["fast", "hybrid"])
+async def test_prebuilt_and_built_statements_agree(
+    service: Service, runtime: Any, preset: str
+) -> None:
+    """A search without filters runs the vector statement built once with bound
+    parameters; one with a filter that lets everything through builds it per search.
+    Same memories, same order, same scores, validity at ``now`` included."""
+    cube = await make_cube(service, f"prebuilt-{preset}")
+    texts = [f"note {i}: {t}" for i, t in enumerate(FACTS * 3)]
+    await add(service, cube, *({"content": t} for t in texts))
+    superseded = {"content": "Melanie painted a sunset", "valid_to": "2020-01-01T00:00:00Z"}
+    await add(service, cube, superseded)
+    query = "who painted the lake at sunrise?"
+    plain = await search(service, cube, query=query, preset=preset, explain=True, top_k=20)
+    built = await search(
+        service,
+        cube,
+        query=query,
+        preset=preset,
+        explain=True,
+        top_k=20,
+        filters={"created_before": "2999-01-01T00:00:00Z"},
+    )
+    assert len(plain["results"]) == 19
+    pairs = [(r["memory"]["id"], round(r["score"], 6)) for r in plain["results"]]
+    assert pairs == [(r["memory"]["id"], round(r["score"], 6)) for r in built["results"]]
+    # The superseded memory is found, below the statements still valid.
+    sunset = contents(plain).index("Melanie painted a sunset")
+    assert contents(plain)[0] != "Melanie painted a sunset" and sunset > 0
+
+
 async def test_now_reads_relative_phrases_and_prefers_what_is_valid_then(
     service: Service,
 ) -> None:
