@@ -490,3 +490,46 @@ async def test_server_timing_names_the_phases(service: Service, cube: str) -> No
     assert 'desc="4 statements"' in timing["db"]
     missing = await service.client.get("/v1/cubes/nope", headers=service.auth())
     assert missing.status_code == 422 and "app;dur=" in missing.headers["server-timing"]
+
+
+async def test_lexical_channel_apart_ranks_as_in_the_search_transaction(
+    service: Service, runtime: Any
+) -> None:
+    """With a way to open another transaction (the API's), hybrid runs the lexical channel
+    on a connection of its own while the vector channel runs; without one (``reopen``
+    None), both run in the search's transaction. Same channels, same rankings."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from memsvc.retrieval import presets
+    from memsvc.retrieval.search import search as run
+    from memsvc.schemas import SearchRequest
+    from memsvc.store.models import Cube
+
+    cube = await make_cube(service, "apart")
+    await add(service, cube, *({"content": f"{t} (take {i})"} for i, t in enumerate(FACTS * 4)))
+    state = service.app.state.memsvc  # type: ignore[attr-defined]
+    async with state.db.transaction() as session:
+        tenant = (await session.execute(select(Cube.tenant_id).where(Cube.id == cube))).scalar_one()
+    request = SearchRequest(query="charity race for Melanie", preset="hybrid", explain=True)
+    name, config = presets.resolve(request.preset, None)
+    vec = await runtime.embed_one(request.query)
+    bodies = []
+    for reopen in (None, lambda: state.db.tenant_transaction(tenant)):
+        async with state.db.tenant_transaction(tenant) as session:
+            response = await run(
+                session,
+                tenant_id=tenant,
+                cube_id=uuid.UUID(cube),
+                request=request,
+                config=config,
+                preset=name,
+                query_vec=vec,
+                reopen=reopen,
+            )
+        bodies.append(
+            [(r.memory.id, r.score, sorted((r.explain or {}).items())) for r in response.results]
+        )
+    assert bodies[0] == bodies[1]
+    assert any("fulltext" in dict(explain) for _, _, explain in bodies[0])
