@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    ColumnElement,
     Float,
+    Row,
     Select,
     Text,
     and_,
@@ -122,6 +126,8 @@ async def bm25_channel(
     *,
     lexicon: Lexicon | None = None,
     match: TextMatch = plain_match,
+    facts: Sequence[ColumnElement[Any]] = (),
+    into: dict[uuid.UUID, Row[Any]] | None = None,
 ) -> Ranked:
     """Okapi BM25 over the scoped memories' tsvectors, computed in SQL.
 
@@ -135,19 +141,32 @@ async def bm25_channel(
 
     With a ``lexicon`` (large scopes) the statistics come from it instead and only the
     memories passing a "minimum should match" threshold are scored (``_bm25_large``).
+
+    ``facts`` (labelled columns of ``Memory``) of each memory ranked are read in the
+    scoring statement and put ``into`` the given dict by id (what ranking needs next:
+    no statement of its own).
     """
     lexemes = await _query_lexemes(session, query)
     if not lexemes:
         return []
+    wanted = _Facts(tuple(facts), into)
     if lexicon is not None:
-        return await _bm25_large(session, base, lexemes, depth, lexicon, match)
+        return await _bm25_large(session, base, lexemes, depth, lexicon, match, wanted)
     df = await _document_counts(session, base, lexemes, match)
     if not df:
         return []
     cutoff = max(depth, RARE_FRACTION * stats.n)
     rare = [lx for lx, c in df.items() if c <= cutoff] or list(df)
     idf = _idf(df, stats.n)
-    return await _bm25_scores(session, base, idf, _any_of(rare), stats.avgdl, depth, match)
+    return await _bm25_scores(session, base, idf, _any_of(rare), stats.avgdl, depth, match, wanted)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """Columns to read with each scored memory, and where to put the rows."""
+
+    columns: tuple[ColumnElement[Any], ...] = ()
+    into: dict[uuid.UUID, Row[Any]] | None = None
 
 
 async def _bm25_large(
@@ -157,6 +176,7 @@ async def _bm25_large(
     depth: int,
     lex: Lexicon,
     match: TextMatch,
+    facts: _Facts,
 ) -> Ranked:
     """BM25 with common lexemes' frequencies from ``lex``, rare ones counted exactly, and
     only memories whose matched lexemes' idf reach a threshold scored.
@@ -180,7 +200,7 @@ async def _bm25_large(
     for theta in steps:
         tsq = candidate_tsquery(heavy, theta)
         candidates: Any = literal(tsq).cast(TSQUERY) if tsq else _any_of(list(idf))
-        ranked = await _bm25_scores(session, base, idf, candidates, lex.avgdl, depth, match)
+        ranked = await _bm25_scores(session, base, idf, candidates, lex.avgdl, depth, match, facts)
         if len(ranked) >= depth or tsq is None:
             break
     return ranked
@@ -227,8 +247,10 @@ async def _bm25_scores(
     avgdl: float,
     depth: int,
     match: TextMatch,
+    facts: _Facts = _Facts(),
 ) -> Ranked:
-    """The ``depth`` best BM25 scores among scoped memories matching ``candidates``.
+    """The ``depth`` best BM25 scores among scoped memories matching ``candidates``
+    (and their ``facts``, when asked for).
 
     The candidates are fetched first (a materialized CTE), then only their tsvectors are
     unpacked: left to itself the planner joined the idf table before fetching rows and
@@ -238,26 +260,30 @@ async def _bm25_scores(
         list(idf.items())
     )
     cand = (
-        base.add_columns(Memory.tsv.label("tsv"), Memory.tsv_len.label("dl"))
+        base.add_columns(Memory.tsv.label("tsv"), Memory.tsv_len.label("dl"), *facts.columns)
         .where(match(candidates))
         .cte("cand")
         .prefix_with("MATERIALIZED")
     )
+    # A memory's facts are one value per id: grouped by, not aggregated.
+    extra = [cand.c[col.key] for col in facts.columns if col.key is not None]
     lex = func.unnest(cand.c.tsv).table_valued("lexeme", "positions").lateral("lex")
     tf = cast(func.coalesce(func.array_length(lex.c.positions, 1), 1), Float)
     norm = BM25_K1 * (1 - BM25_B + BM25_B * cast(cand.c.dl, Float) / literal(avgdl, Float))
     score = func.sum(idf_table.c.idf * tf * (BM25_K1 + 1) / (tf + norm)).label("s")
     stmt = (
-        select(cand.c.id, score)
+        select(cand.c.id, score, *extra)
         .select_from(cand)
         .join(lex, literal(True))
         .join(idf_table, idf_table.c.lexeme == lex.c.lexeme)
-        .group_by(cand.c.id)
+        .group_by(cand.c.id, *extra)
         .order_by(score.desc(), cand.c.id)
         .limit(depth)
     )
-    rows = await session.execute(stmt)
-    return [(mid, float(s)) for mid, s in rows]
+    rows = (await session.execute(stmt)).all()
+    if facts.into is not None and extra:
+        facts.into.update((row[0], row) for row in rows)
+    return [(row[0], float(row[1])) for row in rows]
 
 
 def _any_of(lexemes: list[str]) -> Any:

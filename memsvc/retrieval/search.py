@@ -337,7 +337,11 @@ async def open_scope(
 
 
 async def _fulltext(
-    scope: Scope, query: str, as_of: datetime | None, depth: int, scorer: str
+    scope: Scope,
+    request: SearchRequest,
+    depth: int,
+    scorer: str,
+    into: dict[uuid.UUID, Row[Any]] | None = None,
 ) -> Ranked:
     """The lexical channel: BM25, with a cached lexicon on large scopes (``stats`` counts
     only up to the exact threshold, so above it the lexicon's size is the true one;
@@ -345,18 +349,25 @@ async def _fulltext(
 
     ``as_of`` scopes are not cached (each instant is its own scope): exact BM25 below the
     threshold, ts_rank_cd above it. Large scopes find matches through the GIN index
-    (``cube_match``); small ones filter the cube's own rows.
+    (``cube_match``); small ones filter the cube's own rows. BM25 reads what ranking
+    needs of each memory it ranks (``_facts``) ``into`` the given dict.
     """
     session, base, stats = scope.session, scope.base, scope.stats
+    query, as_of = request.query, request.as_of
     large = stats.n > LEXICON_MIN_SCOPE or not scope.exact
     match = scope.cube_match if large else plain_match
     if scorer == "ts_rank":
         return await ts_rank_channel(session, base, query, depth, match=match)
+    facts = _facts(asked_at(request)) if into is not None else ()
     if large and as_of is None:
         lexicon = await cached_lexicon(session, base, reopen=scope.reopen)
-        return await bm25_channel(session, base, query, depth, stats, lexicon=lexicon, match=match)
+        return await bm25_channel(
+            session, base, query, depth, stats, lexicon=lexicon, match=match, facts=facts, into=into
+        )
     if scope.exact:
-        return await bm25_channel(session, base, query, depth, stats, match=match)
+        return await bm25_channel(
+            session, base, query, depth, stats, match=match, facts=facts, into=into
+        )
     scope.notes.append("as_of search above the exact-search threshold: full-text uses ts_rank_cd")
     return await ts_rank_channel(session, base, query, depth, match=match)
 
@@ -369,10 +380,13 @@ async def gather(
     cands = Candidates()
     lexical = None
     vector = config.vector is not None and query_vec is not None
+    lexical_facts: dict[uuid.UUID, Row[Any]] = {}
     if config.fulltext is not None and vector and scope.reopen is not None:
         # Both scan the scope: the lexical one runs meanwhile on a connection of its own.
         lexical = asyncio.ensure_future(
-            _fulltext_apart(scope, request, config.fulltext.depth, config.lexical_scorer)
+            _fulltext_apart(
+                scope, request, config.fulltext.depth, config.lexical_scorer, lexical_facts
+            )
         )
     try:
         await _vector_channels(scope, request, config, query_vec, cands)
@@ -381,13 +395,10 @@ async def gather(
                 lexical
                 if lexical is not None
                 else _fulltext(
-                    scope,
-                    request.query,
-                    request.as_of,
-                    config.fulltext.depth,
-                    config.lexical_scorer,
+                    scope, request, config.fulltext.depth, config.lexical_scorer, lexical_facts
                 )
             )
+            cands.facts = lexical_facts | cands.facts
     finally:
         if lexical is not None and not lexical.done():  # the vector channel failed
             lexical.cancel()
@@ -404,14 +415,20 @@ async def gather(
     return cands
 
 
-async def _fulltext_apart(scope: Scope, request: SearchRequest, depth: int, scorer: str) -> Ranked:
+async def _fulltext_apart(
+    scope: Scope,
+    request: SearchRequest,
+    depth: int,
+    scorer: str,
+    into: dict[uuid.UUID, Row[Any]],
+) -> Ranked:
     """The lexical channel in a transaction of its own, scoped like the search's
     (``reopen``): Postgres runs it while the search's own connection runs the vector
     channel (at 10k memories each scan took about 7 ms; one after the other, 14)."""
     assert scope.reopen is not None
     async with scope.reopen() as other:
         apart = dataclasses.replace(scope, session=other)
-        return await _fulltext(apart, request.query, request.as_of, depth, scorer)
+        return await _fulltext(apart, request, depth, scorer, into)
 
 
 async def _vector_channels(

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from memsvc.config import Settings
@@ -148,6 +148,48 @@ async def test_large_path_returns_exact_bm25(
         exact = await bm25_channel(session, base, query, depth, stats)
         large = await bm25_channel(session, base, query, depth, stats, lexicon=lex)
         assert [(m, round(s, 9)) for m, s in large] == [(m, round(s, 9)) for m, s in exact]
+
+
+async def test_bm25_reads_the_facts_of_what_it_ranks(
+    service: Service, session: AsyncSession
+) -> None:
+    """Asked for facts, BM25 returns the same ranking and each ranked memory's facts as a
+    statement of their own reads them (one path with the lexicon, one without)."""
+    from datetime import UTC, datetime
+
+    from memsvc.retrieval.search import _facts
+
+    tenant, cube = await _cube(service, session, [{"content": d} for d in DOCS])
+    base = _base(tenant, cube)
+    stats = await scope_stats(session, base, 10_000)
+    lex = await lx.lexicon(session, base)
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    await session.execute(update(Memory).where(Memory.cube_id == cube).values(valid_to=now))
+    columns = (Memory.id, *_facts(now))
+    for lexicon in (None, lex):
+        plain = await bm25_channel(session, base, "alpha beta gamma", 5, stats, lexicon=lexicon)
+        into: dict[uuid.UUID, Any] = {}
+        ranked = await bm25_channel(
+            session,
+            base,
+            "alpha beta gamma",
+            5,
+            stats,
+            lexicon=lexicon,
+            facts=_facts(now),
+            into=into,
+        )
+        assert ranked == plain and set(into) == {m for m, _ in ranked}
+        direct = await session.execute(select(*columns).where(Memory.id.in_(list(into))))
+        for row in direct:
+            got = into[row.id]
+            assert (got.occurred_at, got.created_at, got.importance, got.valid) == (
+                row.occurred_at,
+                row.created_at,
+                row.importance,
+                row.valid,
+            )
+            assert got.valid is False  # valid until ``now``: not at it
 
 
 async def test_threshold_relaxes_when_the_sample_misleads(
