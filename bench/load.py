@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -334,13 +335,18 @@ def search_ms(
         qpath.write_text(json.dumps(queries))
         cmd = [sys.executable, __file__, "--client", inst.url, inst.api_key, cube, preset]
         cmd += [str(conc), str(qpath)]
+        before = cpu_seconds(inst)
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+        after = cpu_seconds(inst)
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     lat, phases = got["lat"], got["phases"]
     out: dict[str, Any] = {
         "p50_ms": pct(lat, 50),
         "p95_ms": pct(lat, 95),
         "qps": round(len(lat) / got["seconds"], 1),
+        # Where the machine's CPU went, per search (the client process started, warmed
+        # up and exited within the window: its figure is an upper bound).
+        "cpu_ms_per_search": {k: round((after[k] - before[k]) * 1000 / len(lat), 2) for k in after},
     }
     for name in ("app", "db", "db_statements", "embed"):
         vals = [p[name] for p in phases if name in p]
@@ -352,6 +358,31 @@ def search_ms(
         statistics.median(t - p.get("app", 0.0) for t, p in zip(lat, phases, strict=True)), 2
     )
     return out
+
+
+def cpu_seconds(inst: Instance) -> dict[str, float]:
+    """CPU seconds used so far by the service (this process: the API's event loop and the
+    model runtime's threads), by Postgres (the embedded server's processes) and by the
+    child processes waited for (the search client)."""
+    import resource
+
+    import psutil
+
+    pg_dir = str(inst.data_dir / "pg")
+    db = 0.0
+    for proc in psutil.process_iter(["cmdline"]):
+        if pg_dir in " ".join(proc.info["cmdline"] or ()):
+            with contextlib.suppress(psutil.Error):
+                for p in [proc, *proc.children(recursive=True)]:
+                    t = p.cpu_times()
+                    db += t.user + t.system
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "service": own.ru_utime + own.ru_stime,
+        "postgres": db,
+        "client": kids.ru_utime + kids.ru_stime,
+    }
 
 
 def server_timing(header: str) -> dict[str, float]:
