@@ -27,11 +27,12 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     values,
 )
-from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.lexicon import Lexicon, candidate_tsquery, thresholds
@@ -259,8 +260,20 @@ async def _bm25_scores(
     idf_table = values(column("lexeme", Text), column("idf", Float), name="idf").data(
         list(idf.items())
     )
+    # Each candidate's tsvector cut down to the query's lexemes in C (marked with weight A,
+    # then filtered on it: the stored vectors carry no weights), so only those are
+    # unpacked into rows: a long message has thousands of lexemes, and unpacking them all
+    # made a search over long messages spend most of its time here.
+    only_query = func.ts_filter(
+        func.setweight(
+            Memory.tsv,
+            literal_column(_WEIGHT_A),
+            cast(array([literal(lx, Text) for lx in idf]), ARRAY(Text)),
+        ),
+        literal_column(_ONLY_A),
+    )
     cand = (
-        base.add_columns(Memory.tsv.label("tsv"), Memory.tsv_len.label("dl"), *facts.columns)
+        base.add_columns(only_query.label("tsv"), Memory.tsv_len.label("dl"), *facts.columns)
         .where(match(candidates))
         .cte("cand")
         .prefix_with("MATERIALIZED")
@@ -284,6 +297,11 @@ async def _bm25_scores(
     if facts.into is not None and extra:
         facts.into.update((row[0], row) for row in rows)
     return [(row[0], float(row[1])) for row in rows]
+
+
+# The weight that marks query lexemes in a candidate's tsvector, and the filter keeping them.
+_WEIGHT_A = "'A'::\"char\""
+_ONLY_A = "'{a}'::\"char\"[]"
 
 
 def _any_of(lexemes: list[str]) -> Any:

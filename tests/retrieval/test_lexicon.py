@@ -4,6 +4,7 @@ channel giving exact BM25's results through them (real Postgres)."""
 from __future__ import annotations
 
 import itertools
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -190,6 +191,55 @@ async def test_bm25_reads_the_facts_of_what_it_ranks(
                 row.valid,
             )
             assert got.valid is False  # valid until ``now``: not at it
+
+
+async def test_bm25_scores_are_okapi_over_each_memory_term_counts(
+    service: Service, session: AsyncSession
+) -> None:
+    """Each score is Okapi BM25 recomputed here from the memory's own tsvector (term
+    counts from every position, repeated words included): scoring reads only the query's
+    lexemes of a candidate, and must count them as the whole tsvector does."""
+    from memsvc.retrieval.channels import BM25_B, BM25_K1
+
+    docs = [
+        "the garden garden garden needs water",
+        "water the garden at dawn, water it at dusk, water it again",
+        "a dry spell in the garden",
+        "nothing about plants here",
+        *(f"filler line {i} about the weather" for i in range(8)),
+    ]
+    tenant, cube = await _cube(service, session, [{"content": d} for d in docs])
+    base = _base(tenant, cube)
+    stats = await scope_stats(session, base, 10_000)
+    rows = await session.execute(
+        text(
+            "SELECT m.id, m.tsv_len, l.lexeme, coalesce(array_length(l.positions, 1), 1) "
+            "FROM memory m, unnest(m.tsv) l WHERE m.cube_id = :c"
+        ),
+        {"c": cube},
+    )
+    tf: dict[Any, dict[str, int]] = {}
+    dl: dict[Any, int] = {}
+    for mid, length, lexeme, count in rows:
+        tf.setdefault(mid, {})[lexeme] = count
+        dl[mid] = length
+    n, avgdl = len(dl), sum(dl.values()) / len(dl)
+    assert stats.n == n and stats.avgdl == pytest.approx(avgdl)
+    ranked = await bm25_channel(session, base, "water the garden", 10, stats)
+    assert len(ranked) == 3
+    for mid, score in ranked:
+        want = 0.0
+        for lexeme in ("water", "garden"):
+            df = sum(1 for terms in tf.values() if lexeme in terms)
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            f = tf[mid].get(lexeme, 0)
+            want += (
+                idf * f * (BM25_K1 + 1) / (f + BM25_K1 * (1 - BM25_B + BM25_B * dl[mid] / avgdl))
+            )
+        assert score == pytest.approx(want, rel=1e-9)
+    # Repeated words were counted: both memories with a word three times are ranked.
+    repeats = sorted(max(tf[mid].get(w, 0) for w in ("water", "garden")) for mid, _ in ranked)
+    assert repeats == [1, 3, 3]
 
 
 async def test_threshold_relaxes_when_the_sample_misleads(
