@@ -291,8 +291,9 @@ def main() -> None:
         url, key = inst.url, inst.api_key
         out: dict[str, Any] = {"write": args.write, "lme_questions": len(corpora["lme"].units)}
         with (
-            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=600)
-            as http,
+            httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=600
+            ) as http,
             MemoryClient(url, api_key=key, timeout=600) as client,
         ):
             for name, corpus in corpora.items():
