@@ -14,7 +14,7 @@ from typing import TypedDict, TypeVar
 from memsvc.config import ModelSettings
 from memsvc.errors import ServiceUnavailable
 from memsvc.runtime.base import Embedder, Reranker, Scores, Vectors, l2_normalize
-from memsvc.runtime.batching import MicroBatcher
+from memsvc.runtime.batching import MicroBatcher, by_length
 from memsvc.runtime.embedder import (
     DEFAULT_BACKEND,
     Backend,
@@ -44,6 +44,7 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "Vectors",
     "build_runtime",
+    "by_length",
     "l2_normalize",
 ]
 
