@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,15 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed texts into an (n, dim) float32 array of unit rows."""
+        ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """An embedder that can tell how many tokens of each text its model reads."""
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """One count per text, at most the model's window."""
         ...
 
 

@@ -53,6 +53,16 @@ def _settle(future: cf.Future[Array], result: Array | None, error: BaseException
         pass
 
 
+def by_length(lengths: Sequence[int], size: int) -> list[list[int]]:
+    """Indices of texts of ``lengths``, longest first, cut into chunks of at most ``size``: a
+    model batch pads every text to its longest, so texts of similar length waste less. The
+    caller puts each chunk's rows back at the chunk's indices."""
+    if size < 1:
+        raise ValueError("size must be at least 1")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
 class MicroBatcher(Generic[T]):
     """Runs a sync batch function on one worker thread, coalescing concurrent requests.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import re
@@ -69,6 +70,9 @@ class SentenceTransformerEmbedder:
         self._model: SentenceTransformer = model
         # HF fast tokenizers fail ("Already borrowed") when one instance is used by two threads.
         self._lock = threading.Lock()
+        # token_counts has a tokenizer of its own, so it never waits for a model call.
+        self._counter = copy.deepcopy(model.tokenizer)
+        self._counter_lock = threading.Lock()
         self._onnx: onnx_backend.OnnxSentenceEncoder | None = None
         self.backend = "torch"
         if self._wants_onnx(backend):
@@ -117,6 +121,22 @@ class SentenceTransformerEmbedder:
             )
         # fp16 on CUDA comes back as float16; renormalising in float32 keeps norms at 1.
         return l2_normalize(np.asarray(raw))
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces the model reads of each text (its window cuts the rest): what a text
+        costs in a model batch, where every text is padded to the longest."""
+        items = list(texts)
+        if not items:
+            return []
+        with self._counter_lock:
+            encoded = self._counter(
+                items,
+                truncation=True,
+                max_length=self._model.max_seq_length,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
+        return [len(ids) for ids in encoded["input_ids"]]
 
 
 _TOKEN = re.compile(r"\w+")

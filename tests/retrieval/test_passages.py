@@ -4,10 +4,13 @@ channel sees all of them."""
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
+import numpy as np
 import pytest
 
+from memsvc.policy import writes
 from memsvc.store import indexing
 from tests.api.helpers import add, make_cube
 from tests.conftest import Service
@@ -281,3 +284,54 @@ async def test_erasing_a_merged_memory_removes_its_message_vectors(
     )
     assert resp.status_code == 204
     assert passage_count(database_url, merged["id"]) == 0
+
+
+def distinct_text(i: int, words: int) -> str:
+    rng = random.Random(i)
+    return f"Note {i}: " + " ".join(rng.choice(VOCABULARY) for _ in range(words))
+
+
+VOCABULARY = (
+    "garden kitchen budget river mountain violin passport greyhound bakery meeting invoice "
+    "lantern harbour museum bicycle concert recipe ledger orchard pottery telescope ferry "
+    "sunrise library marathon chess tulip comet pharmacy glacier festival notebook"
+).split()
+
+
+@pytest.mark.anyio
+async def test_every_row_of_a_mixed_batch_goes_back_to_its_own_text(
+    service: Service, runtime: Any, database_url: str
+) -> None:
+    """A batch's texts and passages are embedded sorted by length, in chunks (the write
+    path's ``_EmbedPlan``); each vector is stored with the text it is of, the same vector
+    as that text embedded alone (up to padding)."""
+    cube = await make_cube(service, "long-mixed")
+    # Short, medium and long (3 to 5 passages) interleaved, over more than one chunk.
+    sizes = [8, 400, 60, 700, 20, 520, 120] * 12
+    contents = [distinct_text(i, n) for i, n in enumerate(sizes)]
+    assert len(contents) > writes.EMBED_CHUNK
+    made = await add(service, cube, *({"content": c} for c in contents))
+    expected_texts: list[str] = []
+    stored: list[np.ndarray] = []
+    for memory, content in zip(made, contents, strict=True):
+        assert memory["content"] == content
+        (own,) = sql(
+            database_url, "SELECT embedding::text FROM memory WHERE id = :m", m=memory["id"]
+        )
+        later = sql(
+            database_url,
+            "SELECT embedding::text FROM memory_passage WHERE memory_id = :m ORDER BY idx",
+            m=memory["id"],
+        )
+        texts = [content, *indexing.passages(content)]
+        assert len(later) == len(texts) - 1
+        expected_texts += texts
+        stored += [np.asarray(json.loads(row[0]), dtype=np.float32) for row in [own, *later]]
+    expected = runtime.embed_sync(expected_texts)
+    cosine = np.stack(stored) @ expected.T
+    # Each stored vector is its own text's (and no other text's) ...
+    assert list(cosine.argmax(axis=1)) == list(range(len(expected_texts)))
+    assert cosine.diagonal().min() >= 0.9999
+    # ... and the texts are told apart (a swapped row would show).
+    np.fill_diagonal(cosine, 0.0)
+    assert cosine.max() < 0.999

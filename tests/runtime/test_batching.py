@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from memsvc.errors import ServiceUnavailable
-from memsvc.runtime import FakeEmbedder, MicroBatcher
+from memsvc.runtime import FakeEmbedder, MicroBatcher, by_length
 from memsvc.runtime.base import Vectors
 
 
@@ -160,3 +160,18 @@ def test_close_fails_queued_requests_and_refuses_new_ones() -> None:
         queued.result(timeout=5)
     with pytest.raises(ServiceUnavailable):
         b.submit(["late"])
+
+
+def test_by_length_cuts_longest_first_and_rows_go_back_in_order() -> None:
+    texts = ["a", "ccc", "bb", "dddd", "ee", "f", "gggggg"]
+    chunks = by_length([len(t) for t in texts], 3)
+    # Longest first, ties in their order; every index exactly once.
+    assert chunks == [[6, 3, 1], [2, 4, 0], [5]]
+    model = FakeEmbedder(dim=16)
+    rows = np.empty((len(texts), 16), dtype=np.float32)
+    for chunk in chunks:
+        rows[chunk] = model.embed([texts[i] for i in chunk])
+    np.testing.assert_array_equal(rows, model.embed(texts))
+    assert by_length([], 3) == []
+    with pytest.raises(ValueError):
+        by_length([1], 0)

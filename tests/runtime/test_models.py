@@ -16,6 +16,7 @@ from memsvc.config import ModelSettings
 from memsvc.errors import ServiceUnavailable
 from memsvc.runtime import (
     CrossEncoderReranker,
+    FakeEmbedder,
     ModelRuntime,
     SentenceTransformerEmbedder,
     build_runtime,
@@ -85,6 +86,20 @@ def test_batched_equals_one_by_one(embedder: SentenceTransformerEmbedder) -> Non
     assert batched.shape == (len(TEXTS), 384)
     np.testing.assert_allclose(batched, single, atol=1e-5)
     assert embedder.embed([]).shape == (0, 384)
+
+
+def test_lengths_are_the_tokens_the_model_reads(
+    runtime: ModelRuntime, embedder: SentenceTransformerEmbedder
+) -> None:
+    texts = ["", "ok", "Melanie painted a sunrise.", "A much longer sentence " * 200]
+    # [CLS] and [SEP] count; the model's 256-token window cuts the long one.
+    assert embedder.token_counts(texts) == [2, 3, 7, 256]
+    assert asyncio.run(runtime.lengths(texts)) == [2, 3, 7, 256]
+    fake = ModelRuntime(FakeEmbedder(dim=8))
+    try:  # an embedder that cannot count tokens: characters
+        assert asyncio.run(fake.lengths(texts)) == [len(t) for t in texts]
+    finally:
+        fake.close()
 
 
 def test_micro_batcher_with_real_model(
