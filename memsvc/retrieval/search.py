@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import ColumnElement, Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import QueuePool
 
 from memsvc.retrieval.channels import (
     ScopeStats,
@@ -69,8 +70,10 @@ DEFAULT_EXACT_THRESHOLD = 20_000
 # bench/locomo.py --dump); the rest follows in fused order.
 LEARNED_DEPTH = 200
 # The lexical channel runs beside the vector one, on a connection of its own, only while
-# fewer searches than this gather in the process: a spare core then takes it, while under
-# load the second transaction is overhead (hybrid at 8 clients: 10% fewer searches/s).
+# fewer searches than this are in flight in the process (this one included: counted by
+# ``memsvc.retrieval.service``): a spare core then takes it (hybrid at 10k, one client:
+# p50 41 -> 37 ms), while under load the second transaction is overhead (8 clients:
+# 8% fewer searches/s, and a p95 twice as long).
 APART_BELOW = 2
 # The filters of a search that gives none.
 _DEFAULT_FILTERS = SearchFilters()
@@ -385,16 +388,13 @@ async def gather(
     lexical = None
     vector = config.vector is not None and query_vec is not None
     lexical_facts: dict[uuid.UUID, Row[Any]] = {}
-    caches = caches_of(session)
-    idle = caches.searching < APART_BELOW
-    if config.fulltext is not None and vector and scope.reopen is not None and idle:
+    if config.fulltext is not None and vector and scope.reopen is not None and _spare(scope):
         # Both scan the scope: the lexical one runs meanwhile on a connection of its own.
         lexical = asyncio.ensure_future(
             _fulltext_apart(
                 scope, request, config.fulltext.depth, config.lexical_scorer, lexical_facts
             )
         )
-    caches.searching += 1
     try:
         await _vector_channels(scope, request, config, query_vec, cands)
         if config.fulltext is not None:
@@ -407,7 +407,6 @@ async def gather(
             )
             cands.facts = lexical_facts | cands.facts
     finally:
-        caches.searching -= 1
         if lexical is not None and not lexical.done():  # the vector channel failed
             lexical.cancel()
             await asyncio.wait([lexical])
@@ -421,6 +420,20 @@ async def gather(
         seeds = fuse(cands, config)
         cands.by_channel["graph"] = await graph_channel(session, base, seeds, config.graph.depth)
     return cands
+
+
+def _spare(scope: Scope) -> bool:
+    """Whether the lexical channel may run apart: no other search is ranking in this
+    process (under load a spare core is rare and the second transaction is overhead) and
+    the pool keeps the connection it takes (one opened past the pool's size is closed
+    again when handed back: opening it costs more than the overlap saves)."""
+    if caches_of(scope.session).searching >= APART_BELOW:
+        return False
+    bind = scope.session.bind
+    pool = getattr(getattr(bind, "sync_engine", None), "pool", None)
+    if not isinstance(pool, QueuePool):
+        return False
+    return pool.checkedout() < pool.size()
 
 
 async def _fulltext_apart(

@@ -26,6 +26,7 @@ from memsvc.schemas import (
     SearchResponse,
 )
 from memsvc.store import traces
+from memsvc.store.caches import caches_of
 from memsvc.store.db import Database
 from memsvc.store.llm_usage import TenantBudget
 
@@ -83,6 +84,34 @@ async def search_cube(
     lexicon is refreshed in the background, not by this search."""
     if planned is None:
         planned = plan_search(request, runtime=runtime, settings=settings)
+    caches = caches_of(session)
+    caches.searching += 1
+    try:
+        return await _search(
+            session,
+            runtime=runtime,
+            settings=settings,
+            tenant_id=tenant_id,
+            cube_id=cube_id,
+            request=request,
+            db=db,
+            planned=planned,
+        )
+    finally:
+        caches.searching -= 1
+
+
+async def _search(
+    session: AsyncSession,
+    *,
+    runtime: ModelRuntime,
+    settings: Settings,
+    tenant_id: uuid.UUID,
+    cube_id: uuid.UUID,
+    request: SearchRequest,
+    db: Database | None,
+    planned: Planned,
+) -> SearchResponse:
     try:
         vec = await planned.vector if planned.vector is not None else None
     finally:

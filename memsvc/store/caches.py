@@ -58,7 +58,7 @@ class Caches:
     lexicon_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     lexicon_refreshing: set[tuple[str, str]] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    # Searches gathering their channels in this process now (``memsvc.retrieval.search``).
+    # Searches in flight in this process (``memsvc.retrieval.service`` counts them).
     searching: int = 0
 
     def touch_cube(self, cube_id: uuid.UUID) -> None:

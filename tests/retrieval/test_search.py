@@ -493,7 +493,7 @@ async def test_server_timing_names_the_phases(service: Service, cube: str) -> No
 
 
 async def test_lexical_channel_apart_ranks_as_in_the_search_transaction(
-    service: Service, runtime: Any
+    service: Service, runtime: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a way to open another transaction (the API's), hybrid runs the lexical channel
     on a connection of its own while the vector channel runs; without one (``reopen``
@@ -515,6 +515,21 @@ async def test_lexical_channel_apart_ranks_as_in_the_search_transaction(
     request = SearchRequest(query="charity race for Melanie", preset="hybrid", explain=True)
     name, config = presets.resolve(request.preset, None)
     vec = await runtime.embed_one(request.query)
+    from memsvc.retrieval import search as search_module
+
+    apart = []
+    original = search_module._fulltext_apart
+
+    async def counted(*args: Any) -> Any:
+        apart.append(1)
+        return await original(*args)
+
+    monkeypatch.setattr(search_module, "_fulltext_apart", counted)
+    # Two connections in the pool, idle again after: the second transaction of a search
+    # need not open one.
+    async with state.db.transaction() as one, state.db.transaction() as two:
+        await one.execute(select(1))
+        await two.execute(select(1))
     bodies = []
     for reopen in (None, lambda: state.db.tenant_transaction(tenant)):
         async with state.db.tenant_transaction(tenant) as session:
@@ -531,5 +546,6 @@ async def test_lexical_channel_apart_ranks_as_in_the_search_transaction(
         bodies.append(
             [(r.memory.id, r.score, sorted((r.explain or {}).items())) for r in response.results]
         )
+    assert apart == [1]  # the second search ran the lexical channel apart
     assert bodies[0] == bodies[1]
     assert any("fulltext" in dict(explain) for _, _, explain in bodies[0])
