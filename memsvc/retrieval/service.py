@@ -84,58 +84,31 @@ async def search_cube(
     lexicon is refreshed in the background, not by this search."""
     if planned is None:
         planned = plan_search(request, runtime=runtime, settings=settings)
-    caches = caches_of(session)
-    caches.searching += 1
-    try:
-        return await _search(
+    with caches_of(session).search_in_flight():
+        try:
+            vec = await planned.vector if planned.vector is not None else None
+        finally:
+            planned.cancel()
+        config = planned.config
+        return await search(
             session,
-            runtime=runtime,
-            settings=settings,
             tenant_id=tenant_id,
             cube_id=cube_id,
             request=request,
-            db=db,
-            planned=planned,
+            config=config,
+            preset=planned.preset,
+            query_vec=vec,
+            rerank=runtime.rerank if config.rerank else None,
+            exact_threshold=settings.exact_search_threshold,
+            reopen=(lambda: db.tenant_transaction(tenant_id)) if db is not None else None,
+            ranker=(
+                ranker.load(
+                    Path(settings.models.ranker) if settings.models.ranker else ranker.DEFAULT_MODEL
+                )
+                if config.ranker == "learned"
+                else None
+            ),
         )
-    finally:
-        caches.searching -= 1
-
-
-async def _search(
-    session: AsyncSession,
-    *,
-    runtime: ModelRuntime,
-    settings: Settings,
-    tenant_id: uuid.UUID,
-    cube_id: uuid.UUID,
-    request: SearchRequest,
-    db: Database | None,
-    planned: Planned,
-) -> SearchResponse:
-    try:
-        vec = await planned.vector if planned.vector is not None else None
-    finally:
-        planned.cancel()
-    config = planned.config
-    return await search(
-        session,
-        tenant_id=tenant_id,
-        cube_id=cube_id,
-        request=request,
-        config=config,
-        preset=planned.preset,
-        query_vec=vec,
-        rerank=runtime.rerank if config.rerank else None,
-        exact_threshold=settings.exact_search_threshold,
-        reopen=(lambda: db.tenant_transaction(tenant_id)) if db is not None else None,
-        ranker=(
-            ranker.load(
-                Path(settings.models.ranker) if settings.models.ranker else ranker.DEFAULT_MODEL
-            )
-            if config.ranker == "learned"
-            else None
-        ),
-    )
 
 
 def ask_plan(

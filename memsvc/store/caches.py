@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +70,15 @@ class Caches:
     def generation(self, cube_id: uuid.UUID) -> int:
         """How many times this process changed the cube's memories (while remembered)."""
         return self.cube_generation.get(cube_id, 0)
+
+    @contextmanager
+    def search_in_flight(self) -> Iterator[None]:
+        """Count a search as in flight while the block runs (``searching``)."""
+        self.searching += 1
+        try:
+            yield
+        finally:
+            self.searching -= 1
 
     def spawn(self, task: asyncio.Task[None]) -> None:
         """Own a background task (awaited by ``wait``)."""
