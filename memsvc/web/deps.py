@@ -24,7 +24,7 @@ MAX_FORM_BYTES = 1024 * 1024
 CSRF_MESSAGE = "CSRF token missing or invalid; reload the page"
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     """The process-wide services built by the app's lifespan."""
     state: AppState = request.app.state.memsvc
     return state
