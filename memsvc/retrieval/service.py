@@ -47,9 +47,15 @@ class Planned:
     vector: asyncio.Task[np.ndarray] | None
 
     def cancel(self) -> None:
-        """Drop the embedding if the search never needed it (a 404 cube, an error)."""
-        if self.vector is not None:
+        """Drop the embedding if the search never needed it (a 404 cube, an error). One
+        that failed meanwhile has its error taken: the request's own error is the one
+        that matters, and asyncio would log this one as never retrieved."""
+        if self.vector is None:
+            return
+        if not self.vector.done():
             self.vector.cancel()
+        elif not self.vector.cancelled():
+            self.vector.exception()
 
 
 async def _embed(runtime: ModelRuntime, query: str) -> np.ndarray:
