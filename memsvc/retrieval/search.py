@@ -463,13 +463,10 @@ async def _vector_channels(
     session, base = scope.session, scope.base
     split = config.passages is not None
     if config.vector is not None and query_vec is not None:
+        now = asked_at(request)
         prepared = None
-        if scope.plain:
-            params = {
-                "tenant_id": scope.tenant_id,
-                "cube_id": scope.cube_id,
-                "now": asked_at(request),
-            }
+        if scope.plain:  # the prebuilt statement stands for the scope and the facts
+            params = {"tenant_id": scope.tenant_id, "cube_id": scope.cube_id, "now": now}
             prepared = (_plain_nearest(scope.approximate, not split), params)
         cands.by_channel["vector"], cands.unindexed, cands.facts = await ann.nearest(
             session,
@@ -478,7 +475,7 @@ async def _vector_channels(
             config.vector.depth,
             approximate=scope.approximate,
             cube_id=None if split else scope.cube_id,
-            facts=_facts(asked_at(request)),
+            facts=_facts(now) if prepared is None else (),
             prepared=prepared,
         )
     if config.passages is not None and query_vec is not None:
