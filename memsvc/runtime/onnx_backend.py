@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memsvc.runtime.base import Vectors, l2_normalize
+from memsvc.runtime.batching import by_length
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -105,10 +106,8 @@ class OnnxSentenceEncoder:
     def encode(self, texts: Sequence[str], batch_size: int) -> Vectors:
         """Unit vectors for texts, in order; batches are formed longest-first like torch's."""
         items = list(texts)
-        order = np.argsort([-len(text) for text in items], kind="stable")
         out: Vectors | None = None
-        for start in range(0, len(items), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in by_length([len(text) for text in items], batch_size):
             features = _tokenize(self._model, [items[i] for i in idx])
             feed = {name: features[name].numpy() for name in self._inputs}
             raw = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
