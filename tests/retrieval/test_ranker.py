@@ -43,6 +43,24 @@ def test_features_read_channels_words_names_and_time() -> None:
     assert other["word_overlap"] == 0 and other["fulltext_share"] == 1.0
 
 
+def test_features_tell_the_agent_s_turns_and_queries_that_recall_them() -> None:
+    cands = [
+        Candidate(hits={"fulltext": (1, 2.0)}, content="Try a HEPA filter", speakers=["assistant"]),
+        Candidate(hits={"fulltext": (2, 1.0)}, content="My cat sheds a lot", speakers=["user"]),
+        Candidate(hits={"fulltext": (3, 1.0)}, content="Lives in Denver", valid=False),
+    ]
+    about_user = features(cands, "Why do I keep sneezing at home?", NOW)
+    recall = features(cands, "Remind me which filter you suggested last time?", NOW)
+    col = {f: i for i, f in enumerate(FEATURES)}
+    assert about_user[:, col["agent_turn"]].tolist() == [1.0, 0.0, 0.0]
+    assert about_user[:, col["agent_recalled"]].tolist() == [0.0, 0.0, 0.0]
+    assert recall[:, col["agent_recalled"]].tolist() == [1.0, 0.0, 0.0]
+    # A memory not valid at ``now`` keeps half its fused score, as in the ``rrf`` preset.
+    assert about_user[2, col["rrf_hybrid"]] == pytest.approx(
+        about_user[1, col["rrf_hybrid"]] * 22 / 23 * ranker.NOT_VALID_FACTOR
+    )
+
+
 def _line(group: str, rng: np.random.Generator) -> dict[str, Any]:
     """A labelled question whose relevant candidate is the one the vector channel likes,
     buried under fulltext noise in the service's order."""
@@ -168,3 +186,48 @@ async def test_service_order_equals_offline_scoring_of_its_explain(service: Serv
     ids = [r["memory"]["id"] for r in line["results"]]
     want = [ids[i] for i in sorted(range(len(ids)), key=lambda i: -scores[i])]
     assert got == want and len(got) == 5
+
+
+@pytest.mark.anyio
+async def test_hybrid_ranks_what_the_user_said_over_the_agent_s_echo(service: Service) -> None:
+    """A question about the user finds the user's own turn ahead of the agent's long reply
+    that repeats its words; a question that recalls the agent's words finds the reply."""
+    cube = await make_cube(service, "roles")
+    reply = (
+        "If you keep sneezing in your living room, the cause is often dust mites, pollen or"
+        " pet dander in the living room's carpet and sofa. Keep sneezing? Try a HEPA air"
+        " purifier in the living room and vacuum it with a HEPA filter every week."
+    )
+    turns = [
+        ("user", "We adopted a kitten in April; since then I sneeze a lot on the sofa."),
+        ("assistant", reply),
+        ("user", "Thanks! I also started jogging on Sundays."),
+        ("assistant", "Jogging on Sundays is a great habit; remember to stretch before."),
+    ]
+    await add(
+        service,
+        cube,
+        *(
+            {
+                "content": text,
+                "session_id": f"s{i // 2}",  # two sessions of two turns
+                "sources": [{"speaker": who, "occurred_at": f"2023-05-{10 + i}T10:00:00Z"}],
+            }
+            for i, (who, text) in enumerate(turns)
+        ),
+    )
+
+    async def first(query: str, preset: str) -> str:
+        resp = await service.client.post(
+            f"/v1/cubes/{cube}/search",
+            json={"query": query, "preset": preset, "top_k": 4},
+            headers=service.auth(),
+        )
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["results"][0]["memory"]["content"])
+
+    about_user = "Why do I keep sneezing in my living room since April?"
+    assert await first(about_user, "rrf") == reply  # the echo wins on words alone
+    assert await first(about_user, "hybrid") == turns[0][1]
+    recall = "What did you suggest for the sneezing in my living room?"
+    assert await first(recall, "hybrid") == reply

@@ -45,7 +45,7 @@ async def cube(service: Service) -> str:
     return cube_id
 
 
-@pytest.mark.parametrize("preset", ["fast", "hybrid", "learned", "deep"])
+@pytest.mark.parametrize("preset", ["fast", "hybrid", "rrf", "learned", "deep"])
 async def test_presets(service: Service, cube: str, preset: str) -> None:
     body = await search(service, cube, query="Who painted a sunrise?", preset=preset)
     assert body["preset"] == preset
@@ -79,7 +79,7 @@ async def test_unknown_preset(service: Service, cube: str) -> None:
         f"/v1/cubes/{cube}/search", json={"query": "x", "preset": "nope"}, headers=service.auth()
     )
     err = assert_error(resp, 400, "unknown_preset")
-    assert err["detail"] == {"presets": ["deep", "fast", "hybrid", "learned"]}
+    assert err["detail"] == {"presets": ["deep", "fast", "hybrid", "learned", "rrf"]}
 
 
 async def test_bad_config_is_rejected(service: Service, cube: str) -> None:
