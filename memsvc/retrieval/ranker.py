@@ -127,6 +127,8 @@ def features(cands: Sequence[Candidate], query: str, now: datetime) -> np.ndarra
     for c in cands:
         content_terms = terms(c.content)
         speakers = {s.lower() for s in c.speakers}
+        # Only the agent spoke (a memory merging a user's turn with the reply is the user's).
+        agents_only = bool(speakers) and speakers <= AGENT_ROLES
         said = content_terms | speakers
         when = c.occurred_at or c.created_at
         age = max((now - when).total_seconds() / 86400, 0.0) if when else 0.0
@@ -145,8 +147,8 @@ def features(cands: Sequence[Candidate], query: str, now: datetime) -> np.ndarra
                 1.0 if speakers & q_names else 0.0,
                 math.log1p(len(c.content.split())),
                 math.log1p(age),
-                1.0 if speakers & AGENT_ROLES else 0.0,
-                1.0 if speakers & AGENT_ROLES and recalls_agent else 0.0,
+                1.0 if agents_only else 0.0,
+                1.0 if agents_only and recalls_agent else 0.0,
             ]
         )
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))

@@ -48,13 +48,15 @@ def test_features_tell_the_agent_s_turns_and_queries_that_recall_them() -> None:
         Candidate(hits={"fulltext": (1, 2.0)}, content="Try a HEPA filter", speakers=["assistant"]),
         Candidate(hits={"fulltext": (2, 1.0)}, content="My cat sheds a lot", speakers=["user"]),
         Candidate(hits={"fulltext": (3, 1.0)}, content="Lives in Denver", valid=False),
+        # A memory merging the user's turn with the reply is the user's, not the agent's.
+        Candidate(hits={}, content="My cat sheds. Try a filter", speakers=["user", "Assistant"]),
     ]
     about_user = features(cands, "Why do I keep sneezing at home?", NOW)
     recall = features(cands, "Remind me which filter you suggested last time?", NOW)
     col = {f: i for i, f in enumerate(FEATURES)}
-    assert about_user[:, col["agent_turn"]].tolist() == [1.0, 0.0, 0.0]
-    assert about_user[:, col["agent_recalled"]].tolist() == [0.0, 0.0, 0.0]
-    assert recall[:, col["agent_recalled"]].tolist() == [1.0, 0.0, 0.0]
+    assert about_user[:, col["agent_turn"]].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert about_user[:, col["agent_recalled"]].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert recall[:, col["agent_recalled"]].tolist() == [1.0, 0.0, 0.0, 0.0]
     # A memory not valid at ``now`` keeps half its fused score, as in the ``rrf`` preset.
     assert about_user[2, col["rrf_hybrid"]] == pytest.approx(
         about_user[1, col["rrf_hybrid"]] * 22 / 23 * ranker.NOT_VALID_FACTOR
