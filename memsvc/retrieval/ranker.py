@@ -62,6 +62,8 @@ FEATURES = (
 # feature the model fitted each dev set better and carried over worse.
 USED = ("rrf_hybrid", "fulltext_share", "speaker_named", "agent_turn", "agent_recalled")
 DEFAULT_MODEL = Path(__file__).with_name("models") / "ranker-v2.json"
+# The features that read a candidate's content.
+CONTENT_FEATURES = frozenset({"word_overlap", "name_overlap", "log_words"})
 
 _STOP = frozenset(
     "a an the and or of to in on at for with is are was were be been am i you he she it we they"
@@ -164,6 +166,14 @@ class Ranker:
     scale: np.ndarray
     version: str = "custom"
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reads_content(self) -> bool:
+        """Whether a feature it weighs reads a candidate's content (the service then fetches
+        it; the packaged model reads only channels, speakers and the query)."""
+        return any(
+            w != 0 for f, w in zip(FEATURES, self.weights, strict=True) if f in CONTENT_FEATURES
+        )
 
     def score(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(((x - self.mean) / self.scale) @ self.weights + self.bias)

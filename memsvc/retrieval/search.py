@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Row, Select, bindparam, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import QueuePool
 
@@ -215,7 +215,8 @@ async def _learned(
         for r in await session.execute(
             select(
                 Memory.id,
-                Memory.content,
+                # Only a model that weighs a content feature pays for reading content.
+                Memory.content if ranker.reads_content else literal("").label("content"),
                 Memory.occurred_at,
                 Memory.created_at,
                 context.speakers_of_memory().label("speakers"),

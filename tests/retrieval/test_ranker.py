@@ -137,6 +137,9 @@ def test_the_packaged_model_reads_this_version_s_features() -> None:
     model = ranker.load()
     assert model.weights.shape == (len(FEATURES),)
     assert model.metrics["recall@10"]["questions"] > 0
+    # It weighs no content feature: the service does not read the candidates' content.
+    assert not model.reads_content
+    assert Ranker(**{**vars(model), "weights": np.ones(len(FEATURES))}).reads_content
 
 
 @pytest.mark.anyio
