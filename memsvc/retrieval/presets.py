@@ -27,44 +27,32 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from memsvc.errors import BadRequest
 from memsvc.schemas import ChannelConfig, RetrievalConfig
 
+
+def _channels(depth: int, *, ranker: Literal["rrf", "learned"], **extra: Any) -> RetrievalConfig:
+    """The four channels with ``rrf``'s weights, ``depth`` candidates from the vector and
+    full-text channels (half as many from time and graph)."""
+    return RetrievalConfig(
+        vector=ChannelConfig(weight=1.0, depth=depth),
+        fulltext=ChannelConfig(weight=2.0, depth=depth),
+        time=ChannelConfig(weight=1.0, depth=depth // 2),
+        graph=ChannelConfig(weight=0.25, depth=depth // 2),
+        rrf_k=20,
+        ranker=ranker,
+        **extra,
+    )
+
+
 PRESETS: dict[str, RetrievalConfig] = {
     "fast": RetrievalConfig(vector=ChannelConfig(weight=1.0, depth=50), fulltext=None),
-    "hybrid": RetrievalConfig(
-        vector=ChannelConfig(weight=1.0, depth=100),
-        fulltext=ChannelConfig(weight=2.0, depth=100),
-        time=ChannelConfig(weight=1.0, depth=50),
-        graph=ChannelConfig(weight=0.25, depth=50),
-        rrf_k=20,
-        ranker="learned",
-    ),
-    "rrf": RetrievalConfig(
-        vector=ChannelConfig(weight=1.0, depth=100),
-        fulltext=ChannelConfig(weight=2.0, depth=100),
-        time=ChannelConfig(weight=1.0, depth=50),
-        graph=ChannelConfig(weight=0.25, depth=50),
-        rrf_k=20,
-    ),
-    "learned": RetrievalConfig(
-        vector=ChannelConfig(weight=1.0, depth=100),
-        fulltext=ChannelConfig(weight=2.0, depth=100),
-        time=ChannelConfig(weight=1.0, depth=50),
-        graph=ChannelConfig(weight=0.25, depth=50),
-        rrf_k=20,
-        ranker="learned",
-    ),
-    "deep": RetrievalConfig(
-        vector=ChannelConfig(weight=1.0, depth=200),
-        fulltext=ChannelConfig(weight=2.0, depth=200),
-        time=ChannelConfig(weight=1.0, depth=100),
-        graph=ChannelConfig(weight=0.25, depth=100),
-        rrf_k=20,
-        ranker="learned",
-        rerank=True,
-        rerank_depth=50,
-    ),
+    "hybrid": _channels(100, ranker="learned"),
+    "rrf": _channels(100, ranker="rrf"),
+    "learned": _channels(100, ranker="learned"),
+    "deep": _channels(200, ranker="learned", rerank=True, rerank_depth=50),
 }
 DEFAULT_PRESET = "hybrid"
 
