@@ -2,7 +2,8 @@
 under each policy, then ``search`` recall@10 through provenance.
 
     python bench/policies.py --locomo locomo_dev.json --lme lme_dev.json --out OUT.json
-                             [--lme-limit N] [--write session|turn] [--url URL --api-key KEY]
+                             [--lme-limit N] [--write session|turn] [--preset P]
+                             [--url URL --api-key KEY]
 
 Messages: LoCoMo turns as ``{"role": "user", "name": speaker, "content": text}`` (a shared
 photo's caption appended), LongMemEval turns as ``{"role": role, "content": content}``;
@@ -19,7 +20,7 @@ reverse. That cross-trained figure is the honest one.
 Per policy and dataset: messages, memories kept (live, excluding the core block), the
 ratio to ``store_all``, decisions by operation, LLM calls, ingest rate (messages/s over
 the ingest requests) and its ratio to ``store_all``'s, and recall@10 as the data README
-defines it (hybrid search; the results' sources' turn ids in rank order, flattened,
+defines it (`hybrid` search, or `--preset`; the results' sources' turn ids in rank order, flattened,
 deduplicated, cut at 10 turns; LoCoMo categories 1-4, LongMemEval ``has_answer`` turns)
 with its ratio to ``store_all``'s. A merged memory carries several turns, so the cut at 10
 turns is what keeps the comparison fair; ``recall@10_results`` (every turn of the first 10
@@ -191,6 +192,7 @@ def run_policy(
     corpus: Corpus,
     policy: str,
     how: str,
+    preset: str = "hybrid",
 ) -> dict[str, Any]:
     ops: Counter[str] = Counter()
     messages = kept = llm_calls = 0
@@ -216,7 +218,7 @@ def run_policy(
         )
         for question, relevant, now in unit["questions"]:
             res = client.search(
-                cube.id, SearchRequest(query=question[:8000], top_k=10, preset="hybrid", now=now)
+                cube.id, SearchRequest(query=question[:8000], top_k=10, preset=preset, now=now)
             )
             turns = turns_in_rank_order(res.results)
             turns_per_10.append(len(turns))
@@ -276,6 +278,7 @@ def main() -> None:
     ap.add_argument("--locomo-limit", type=int, default=None)
     ap.add_argument("--write", choices=["session", "turn"], default="session")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--preset", default="hybrid", help="the search preset recall is read with")
     ap.add_argument("--url")
     ap.add_argument("--api-key")
     ap.add_argument("--skip-cross", action="store_true", help="no cross-trained runs")
@@ -289,7 +292,11 @@ def main() -> None:
         corpora["locomo"].units = corpora["locomo"].units[: args.locomo_limit]
     with local_instance() if not args.url else _remote(args) as inst:
         url, key = inst.url, inst.api_key
-        out: dict[str, Any] = {"write": args.write, "lme_questions": len(corpora["lme"].units)}
+        out: dict[str, Any] = {
+            "write": args.write,
+            "preset": args.preset,
+            "lme_questions": len(corpora["lme"].units),
+        }
         with (
             httpx.Client(
                 base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=600
@@ -299,7 +306,7 @@ def main() -> None:
             for name, corpus in corpora.items():
                 res: dict[str, dict[str, Any]] = {}
                 for policy in ("store_all", "learned"):
-                    res[policy] = run_policy(http, client, corpus, policy, args.write)
+                    res[policy] = run_policy(http, client, corpus, policy, args.write, args.preset)
                     print(name, policy, json.dumps(res[policy]), flush=True)
                 out[name] = res
             if not args.skip_cross:
@@ -313,7 +320,9 @@ def main() -> None:
                         MemoryClient(url, api_key=tenant, timeout=600) as tc,
                     ):
                         trained = train_on(th, tc, corpora[train_name], args.write)
-                        r = run_policy(th, tc, corpora[test_name], "learned", args.write)
+                        r = run_policy(
+                            th, tc, corpora[test_name], "learned", args.write, args.preset
+                        )
                     r["trained"] = trained
                     out[test_name][f"learned_trained_on_{train_name}"] = r
                     print(test_name, f"learned_trained_on_{train_name}", json.dumps(r), flush=True)
