@@ -63,6 +63,25 @@ def test_features_tell_the_agent_s_turns_and_queries_that_recall_them() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("query", "recalls"),
+    [
+        ("Can you remind me of the shop we talked about last time?", True),
+        ("I remember you provided a list of prompt parameters. What was the 27th?", True),
+        ("What song did you say best showed the band's growth?", True),
+        ("Going back to our previous chat about embroidery: which store was it?", True),
+        ("Which of your recommendations for Lisbon did I like?", True),
+        ("How many bikes do I own?", False),
+        ("Do you think my living room makes me sneeze?", False),
+        ("What did Caroline say about the adoption agency?", False),
+    ],
+)
+def test_queries_that_recall_what_the_agent_said(query: str, recalls: bool) -> None:
+    agent = Candidate(hits={"vector": (1, 0.5)}, content="x", speakers=["assistant"])
+    (row,) = features([agent], query, NOW)
+    assert row[FEATURES.index("agent_recalled")] == (1.0 if recalls else 0.0)
+
+
 def _line(group: str, rng: np.random.Generator) -> dict[str, Any]:
     """A labelled question whose relevant candidate is the one the vector channel likes,
     buried under fulltext noise in the service's order."""
