@@ -20,12 +20,13 @@ reverse. That cross-trained figure is the honest one.
 Per policy and dataset: messages, memories kept (live, excluding the core block), the
 ratio to ``store_all``, decisions by operation, LLM calls, ingest rate (messages/s over
 the ingest requests) and its ratio to ``store_all``'s, and recall@10 as the data README
-defines it (`hybrid` search, or `--preset`; the results' sources' turn ids in rank order, flattened,
-deduplicated, cut at 10 turns; LoCoMo categories 1-4, LongMemEval ``has_answer`` turns)
-with its ratio to ``store_all``'s. A merged memory carries several turns, so the cut at 10
-turns is what keeps the comparison fair; ``recall@10_results`` (every turn of the first 10
-results, not cut) and ``turns_per_10_results`` are reported beside it to show how much
-more text 10 merged results hold. Without ``--url`` it starts its own instance.
+defines it (``hybrid`` search, or ``--preset``; the results' sources' turn ids in rank
+order, flattened, deduplicated, cut at 10 turns; LoCoMo categories 1-4, LongMemEval
+``has_answer`` turns) with its ratio to ``store_all``'s. A merged memory carries several
+turns, so the cut at 10 turns is what keeps the comparison fair; ``recall@10_results``
+(every turn of the first 10 results, not cut) and ``turns_per_10_results`` are reported
+beside it to show how much more text 10 merged results hold. Without ``--url`` it starts
+its own instance.
 """
 
 from __future__ import annotations

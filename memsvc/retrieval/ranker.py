@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 
 CHANNELS = ("vector", "fulltext", "time", "graph")
-# The RRF constant of the rank features (the ``hybrid`` preset's).
+# The RRF constant of the rank features (the ``rrf`` preset's).
 RANK_K = 20
-# The ``hybrid`` preset's channel weights: its fused score is a feature, the learned model
-# adjusts it rather than starting from nothing.
+# The ``rrf`` preset's channel weights (the candidates ``hybrid`` reorders come fused by
+# them): its fused score is a feature, the learned model adjusts it rather than starting
+# from nothing. Fixed here, not read from the preset: a packaged model was fitted on them.
 HYBRID_WEIGHTS = {"vector": 1.0, "fulltext": 2.0, "time": 1.0, "graph": 0.25}
 # A memory not valid at ``now`` (superseded, or not yet valid) keeps this share of its fused
 # score, as in the ``rrf`` preset (``memsvc.retrieval.search``): the current statement of a
@@ -232,6 +233,15 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _valid(memory: Mapping[str, Any], now: datetime | None) -> bool:
+    """A memory of a search response is valid at ``now`` (``store.filters.valid_at``); with
+    no ``now``, valid unless it has ended."""
+    start, end = _parse_time(memory.get("valid_from")), _parse_time(memory.get("valid_to"))
+    if now is None:
+        return end is None
+    return (start is None or start <= now) and (end is None or end > now)
+
+
 def questions(lines: Iterable[Mapping[str, Any]]) -> list[Question]:
     """Labelled questions from search responses with ``explain`` (one per line: ``group``,
     ``query``, ``now``, ``results``, ``relevant`` memory ids, ``relevant_total``)."""
@@ -242,7 +252,6 @@ def questions(lines: Iterable[Mapping[str, Any]]) -> list[Question]:
         cands = []
         for r in results:
             m = r["memory"]
-            start, end = _parse_time(m.get("valid_from")), _parse_time(m.get("valid_to"))
             cands.append(
                 Candidate(
                     hits={
@@ -252,12 +261,7 @@ def questions(lines: Iterable[Mapping[str, Any]]) -> list[Question]:
                     speakers=[s["speaker"] for s in m.get("sources", []) if s.get("speaker")],
                     occurred_at=_parse_time(m.get("occurred_at")),
                     created_at=_parse_time(m.get("created_at")),
-                    valid=(now is None and end is None)
-                    or (
-                        now is not None
-                        and (start is None or start <= now)
-                        and (end is None or end > now)
-                    ),
+                    valid=_valid(m, now),
                 )
             )
         now = now or max(
