@@ -283,6 +283,11 @@ def main() -> None:
     ap.add_argument("--url")
     ap.add_argument("--api-key")
     ap.add_argument("--skip-cross", action="store_true", help="no cross-trained runs")
+    ap.add_argument(
+        "--sets",
+        default="locomo,lme",
+        help="the data sets to run (comma-separated; cross-trained runs need both)",
+    )
     args = ap.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     corpora = {
@@ -291,12 +296,18 @@ def main() -> None:
     }
     if args.locomo_limit:
         corpora["locomo"].units = corpora["locomo"].units[: args.locomo_limit]
+    sets = {name.strip() for name in args.sets.split(",")}
+    if not sets or sets - set(corpora):
+        ap.error(f"--sets: choose from {sorted(corpora)}")
+    corpora = {name: c for name, c in corpora.items() if name in sets}
+    if len(corpora) < 2:
+        args.skip_cross = True
     with local_instance() if not args.url else _remote(args) as inst:
         url, key = inst.url, inst.api_key
         out: dict[str, Any] = {
             "write": args.write,
             "preset": args.preset,
-            "lme_questions": len(corpora["lme"].units),
+            "lme_questions": len(corpora["lme"].units) if "lme" in corpora else 0,
         }
         with (
             httpx.Client(

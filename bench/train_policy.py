@@ -23,8 +23,10 @@ The packaged v1 (defaults; about 80 s on 2 CPU cores with the embeddings cached)
     cross-dataset AUC: trained on LoCoMo -> LongMemEval 0.49, LongMemEval -> LoCoMo 0.78
     LoCoMo:      kept 0.37, evidence lost 0/261, recall@10 vs store_all: dense 0.539/0.511,
                  BM25 0.645/0.588, RRF 0.628/0.591
-    LongMemEval: kept 0.501, evidence lost 0/54, recall@10 vs store_all: dense 0.681/0.722,
-                 BM25 0.796/0.833, RRF 0.771/0.816 (a turn and its long reply share a memory)
+    LongMemEval: kept 0.445, evidence lost 0/54, recall@10 vs store_all: dense 0.726/0.722,
+                 BM25 0.717/0.833, RRF 0.751/0.816 (the assistant's replies of a session
+                 share a memory apart from the user's turns; these offline searches do not
+                 know whose turn a memory is, as the service's ranker does)
 """
 
 from __future__ import annotations

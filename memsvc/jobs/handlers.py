@@ -90,9 +90,10 @@ async def enrich_dead(ctx: JobContext, job: ClaimedJob) -> None:
 
 async def run_ann_index(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
     """Promote a large cube to the HNSW index, or fold a promoted cube's unflagged memories
-    into it (see ``memsvc.store.ann``): mark the cube, then flag its unflagged memories
-    batch by batch (each batch its own transaction, so a killed job resumes where it
-    stopped). The result says how many and how long (``bench/load.py`` counts it)."""
+    into it (see ``memsvc.store.ann``): mark the cube, then flag its unflagged memories,
+    then their unflagged passages, batch by batch (each batch its own transaction, so a
+    killed job resumes where it stopped). The result says how many and how long
+    (``bench/load.py`` counts it)."""
     if job.tenant_id is None:
         raise ValueError("ann_index job has no tenant")
     cube_id = uuid.UUID(str(job.payload["cube_id"]))
@@ -100,13 +101,24 @@ async def run_ann_index(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
     async with ctx.db.transaction() as s:
         if not await ann.mark_cube(s, tenant_id=job.tenant_id, cube_id=cube_id):
             return {"indexed": 0, "cube": "gone"}
-    total = 0
+    total = passages = 0
     while True:
         async with ctx.db.transaction() as s:
             n = await ann.flag_batch(s, tenant_id=job.tenant_id, cube_id=cube_id)
         total += n
         if n == 0:
-            return {"indexed": total, "seconds": round(time.perf_counter() - started, 3)}
+            break
+    # Then the passages of the memories now in the index.
+    while True:
+        async with ctx.db.transaction() as s:
+            n = await ann.flag_passages(s, tenant_id=job.tenant_id, cube_id=cube_id)
+        passages += n
+        if n == 0:
+            return {
+                "indexed": total,
+                "passages": passages,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
 
 
 async def run_summarise(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:

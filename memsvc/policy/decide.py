@@ -10,7 +10,7 @@ HTTP): the same code decides in the service, in training and in the benchmarks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -67,6 +67,10 @@ class Situation:
     # with how many messages it already holds; None when there is none.
     last_memory: Neighbour | None = None
     last_memory_messages: int = 0
+    # The thread's last memory of each side before this request, with how many messages it
+    # holds: ``user`` (it holds a person's message) and ``agent`` (only the replies of the
+    # assistant, a tool or the system). Given with ``last_memory``, on the first message.
+    side_memories: Mapping[str, tuple[Neighbour, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,9 @@ def _message_passages(
     best of its messages would be alone, whatever its own embedding of the whole says."""
     own = [*kept, *(vectors[i] for i in folded)][: indexing.MAX_PASSAGES]
     windows = [
-        p for i in folded for p in indexing.passages(messages[i].content, [messages[i].speaker])
+        p
+        for i in folded
+        for p in indexing.passages(messages[i].content, [messages[i].speaker], by_sentence=False)
     ]
     return writes.Passages(vectors=own, texts=windows[: indexing.MAX_PASSAGES - len(own)])
 
@@ -307,7 +309,7 @@ async def ingest(
     rows = await store.memories_by_id(
         session,
         tenant_id=tenant_id,
-        ids=[mid for r in ranked for mid, _ in r] + [t[0].id for t in tails.values() if t[0]],
+        ids=[mid for r in ranked for mid, _ in r] + [t.last.id for t in tails.values() if t.last],
     )
     core_row = await store.core_block(
         session, tenant_id=tenant_id, cube_id=cube.id, user_id=body.user_id, agent_id=body.agent_id
@@ -316,7 +318,9 @@ async def ingest(
     decided: dict[int, Decision] = {}
     warnings: list[str] = []
     for sid, idxs in threads.items():
-        last, held, count = tails[sid] if sid is not None else (None, 0, 0)
+        tail = tails[sid] if sid is not None else store.Tail()
+        last, held, count = tail.last, tail.held, tail.count
+        sides = {side: (_neighbour(m, 1.0), n) for side, (m, n) in tail.sides.items()}
         situations = [
             Situation(
                 message=messages[i],
@@ -325,6 +329,7 @@ async def ingest(
                 position=count + n,
                 last_memory=_neighbour(last, 1.0) if last is not None and n == 0 else None,
                 last_memory_messages=held if n == 0 else 0,
+                side_memories=sides if n == 0 else {},
             )
             for n, i in enumerate(idxs)
         ]

@@ -12,6 +12,14 @@ Per message, in order:
     least ``merge_similarity``) or scores below ``merge`` -> merge into it
     otherwise                        -> insert (semantic for preferences, else episodic)
 
+A thread between people has one open memory. A thread where an agent (the assistant, a tool,
+the system) answers a person has one per side: the agent's replies fold into the agent's
+open memory (up to ``agent_max_messages``), and a person's turn folds into the person's
+open memory only when it scores below ``split_merge`` (the agent's reply lies between
+them). A question and a long answer held in one memory spent two of a reader's ten turns
+on every hit; apart, each is found alone (bench/policies.py on LongMemEval, 6 questions:
+recall@10 against store_all 79 % at 0.50 of its memories before, 100 % at 0.42 after).
+
 The model is a versioned JSON file of numbers (``memsvc/policy/models/``: feature names,
 means, scales, coefficients, thresholds, training metrics), scored with numpy: loading one
 runs no code. ``train`` fits a new version with scikit-learn from rewards; ``bench/
@@ -58,7 +66,9 @@ DEFAULT_MODEL = Path(__file__).with_name("models") / "write-policy-v1.json"
 # ``skip`` and ``merge`` are set by ``train``; the caps were chosen with bench/train_policy.py
 # (offline recall@10 against store_all on both dev sets): at most 2 messages a memory kept
 # 0.51 of the messages on both sets; a third one within 1,200 characters cost LongMemEval
-# recall (user turn, long reply, next request); within 600 it groups LoCoMo's short turns.
+# recall (user turn, long reply, next request); within 600 it groups LoCoMo's short turns
+# (0.37 of them kept). Within 400 kept 0.45 but recalled less (bench/policies.py, LoCoMo:
+# 0.708 against 0.735 at 600).
 RULES: dict[str, float] = {
     "skip": 0.2,  # P(evidence) below which a filler message is skipped
     "merge": 0.4,  # P(evidence) below which a message folds into the open memory
@@ -71,6 +81,11 @@ RULES: dict[str, float] = {
     # Updates and deletes come from short messages not written by the assistant: a restated
     # fact or a retraction is a sentence or two; long replies restate whole answers.
     "change_max_words": 60,
+    # An agent's replies to a person fold into one memory of the thread, this many at most;
+    # the person's turns between them fold into the person's open memory when they score
+    # below ``split_merge``.
+    "agent_max_messages": 8,
+    "split_merge": 0.3,
 }
 _LAYERS: dict[str, PolicyLayer] = {"core": "core", "semantic": "semantic", "episodic": "episodic"}
 # ``train`` refuses fewer examples, or fewer of either class.
@@ -197,6 +212,20 @@ class _Open:
     chars: int
 
 
+def _side(s: Situation | None) -> str:
+    """Whose open memory a message joins: ``user`` for a person's message, else ``agent``
+    (the assistant, a tool, the system)."""
+    return "user" if s is None or s.message.role == "user" else "agent"
+
+
+def _follows(s: Situation, prev: Situation | None, open_: _Open | None) -> bool:
+    """Whether the open memory ``s`` may join holds the message just before it."""
+    if prev is not None:
+        return _side(prev) == _side(s)
+    last = s.last_memory
+    return open_ is not None and last is not None and open_.target_id == last.id
+
+
 def _may_change(s: Situation, model: LearnedModel) -> bool:
     """Whether the message may update or delete a memory (short, not the assistant's)."""
     size = len(cues.words(s.message.content))
@@ -246,18 +275,34 @@ class LearnedPolicy:
         return self.decide_now(batch)
 
     def decide_now(self, batch: Batch) -> list[Decision]:
-        """One decision per situation of ``batch``, in order (synchronous)."""
+        """One decision per situation of ``batch``, in order (synchronous).
+
+        A thread where an agent answers a person keeps two open memories: the person's
+        messages fold into the person's, the agent's replies into the agent's (a turn and
+        its long reply are two memories, each found on its own); a thread of people only
+        keeps one."""
         out: list[Decision] = []
-        open_: _Open | None = None
-        last = batch.situations[0].last_memory if batch.situations else None
-        if last is not None:
-            count = batch.situations[0].last_memory_messages
-            open_ = _Open(None, last.id, count, len(last.content))
+        opens: dict[str, _Open] = {}
+        first = batch.situations[0] if batch.situations else None
+        split = any(_side(s) == "agent" for s in batch.situations) or (
+            first is not None and "agent" in first.side_memories
+        )
+        if first is not None and split and first.side_memories:
+            for side, (mem, count) in first.side_memories.items():
+                opens[side] = _Open(None, mem.id, count, len(mem.content))
+        elif first is not None and first.last_memory is not None:
+            last = first.last_memory
+            opens["user"] = _Open(None, last.id, first.last_memory_messages, len(last.content))
         prev: Situation | None = None
         for s in batch.situations:
+            side = _side(s) if split else "user"
+            open_ = opens.get(side)
             feats = features(s, prev)
             score = self.model.score(feats)
-            d = self._one(s, feats, score, open_)
+            if split and side == "agent":
+                d = self._agent(s, open_)
+            else:
+                d = self._one(s, feats, score, open_, follows=not split or _follows(s, prev, open_))
             d.score, d.features = score, feats
             out.append(d)
             size = len(s.message.content)
@@ -265,11 +310,23 @@ class LearnedPolicy:
                 open_.messages += 1
                 open_.chars += size
             elif d.operation == "insert" and d.layer != "core":
-                open_ = _Open(s.message.index, None, 1, size)
+                opens[side] = _Open(s.message.index, None, 1, size)
             elif d.operation != "skip":
-                open_ = None  # a core line, an update or a delete: nothing to continue
+                opens.pop(side, None)  # a core line, an update or a delete: nothing to continue
             prev = s
         return out
+
+    def _agent(self, s: Situation, open_: _Open | None) -> Decision:
+        """An agent's reply to a person: folded into the agent's open memory of the thread
+        while it has room (``agent_max_messages``), else a new memory."""
+        if open_ is not None and open_.messages < self.model.rule("agent_max_messages"):
+            return Decision(
+                "merge",
+                target_message=open_.target_message,
+                target_id=open_.target_id if open_.target_message is None else None,
+                reason="merge: the agent's replies of the thread share a memory",
+            )
+        return Decision("insert", layer="episodic", reason="insert: the agent's replies")
 
     def _room(self, open_: _Open, size: int) -> bool:
         """Whether the open memory takes a message of ``size`` characters: any second one (a
@@ -279,7 +336,12 @@ class LearnedPolicy:
         )
 
     def _one(
-        self, s: Situation, f: Mapping[str, float], score: float, open_: _Open | None
+        self,
+        s: Situation,
+        f: Mapping[str, float],
+        score: float,
+        open_: _Open | None,
+        follows: bool = True,
     ) -> Decision:
         m, text = self.model, s.message.content
         gone = _delete_target(s, m)
@@ -309,7 +371,10 @@ class LearnedPolicy:
             )
         if open_ is not None and self._room(open_, len(text)):
             why = None
-            if f["prev_question"] >= 0.7 and f["same_speaker"] == 0.0:
+            if not follows:  # the open memory is not the message just before
+                if score < m.rule("split_merge"):
+                    why = f"little new on its own (score {score:.2f})"
+            elif f["prev_question"] >= 0.7 and f["same_speaker"] == 0.0:
                 why = f"reply to the question before it (sim {f['prev_sim']:.2f})"
             elif f["prev_sim"] >= m.rule("merge_similarity"):
                 why = f"continues the message before it (sim {f['prev_sim']:.2f})"

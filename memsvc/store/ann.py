@@ -183,9 +183,17 @@ def _nearest_query(
         parts.append(select(indexed.c.id, indexed.c.d, literal(False).label("tail")))
         parts.append(select(tail.c.id, tail.c.d, literal(True).label("tail")))
     if cube_id is not None:
-        bp = _best_passages(base, vec, depth, cube_id).subquery()
-        parts.append(select(bp.c.memory_id.label("id"), bp.c.d, literal(False).label("tail")))
+        if not approximate:
+            bp = _best_passages(base, vec, depth, cube_id).subquery()
+            parts.append(select(bp.c.memory_id.label("id"), bp.c.d, literal(False).label("tail")))
+        else:
+            parts.extend(_indexed_passages(base, vec, depth, cube_id))
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+
+
+# Passages the HNSW index returns per memory asked for: a memory may have several near the
+# query, and one result per memory is wanted.
+PASSAGE_FANOUT = 4
 
 
 def _best_passages(
@@ -193,17 +201,54 @@ def _best_passages(
     vec: np.ndarray | BindParameter[Any],
     depth: int | BindParameter[int],
     cube_id: uuid.UUID | ColumnElement[Any] | None,
+    *,
+    unindexed_only: bool = False,
 ) -> Select[Any]:
-    """Long memories' passages: each memory's best passage distance, scored exactly (they
-    are few), closest first."""
+    """Memories' passages scored exactly: each memory's best passage distance, closest
+    first (``unindexed_only``: only those not yet in the HNSW index)."""
     pdist = func.min(MemoryPassage.embedding.cosine_distance(vec))
-    return (
-        select(MemoryPassage.memory_id, pdist.label("d"))
-        .where(MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base))
-        .group_by(MemoryPassage.memory_id)
-        .order_by(pdist, MemoryPassage.memory_id)
-        .limit(depth)
+    stmt = select(MemoryPassage.memory_id, pdist.label("d")).where(
+        MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base)
     )
+    if unindexed_only:
+        stmt = stmt.where(~MemoryPassage.ann)
+    return (
+        stmt.group_by(MemoryPassage.memory_id).order_by(pdist, MemoryPassage.memory_id).limit(depth)
+    )
+
+
+def _indexed_passages(
+    base: Select[Any],
+    vec: np.ndarray | BindParameter[Any],
+    depth: int | BindParameter[int],
+    cube_id: uuid.UUID | ColumnElement[Any],
+) -> list[Select[Any]]:
+    """A promoted cube's passages: HNSW (iterative scan) over the flagged ones, ordered by
+    the half-precision distance and scored with the full one, and the unflagged tail scored
+    exactly, as for memories; (id, distance, from the tail) rows, a memory possibly more
+    than once."""
+    half = HALFVEC(EMBEDDING_DIM)
+    query = vec if isinstance(vec, BindParameter) else literal(vec, MemoryPassage.embedding.type)
+    approx = cast(MemoryPassage.embedding, half).cosine_distance(cast(query, half))
+    indexed = (
+        select(
+            MemoryPassage.memory_id.label("id"),
+            MemoryPassage.embedding.cosine_distance(vec).label("d"),
+        )
+        .where(
+            MemoryPassage.ann,
+            MemoryPassage.cube_id == cube_id,
+            MemoryPassage.memory_id.in_(base),
+        )
+        .order_by(approx)
+        .limit(depth * PASSAGE_FANOUT)
+        .subquery()
+    )
+    tail = _best_passages(base, vec, depth, cube_id, unindexed_only=True).subquery()
+    return [
+        select(indexed.c.id, indexed.c.d, literal(False).label("tail")),
+        select(tail.c.memory_id.label("id"), tail.c.d, literal(True).label("tail")),
+    ]
 
 
 async def nearest_passages(
@@ -319,5 +364,35 @@ async def flag_batch(
     )
     res = await session.execute(
         update(Memory).where(Memory.id.in_(todo)).values(ann=True).returning(Memory.id)
+    )
+    return len(res.all())
+
+
+async def flag_passages(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID, limit: int = PROMOTE_BATCH
+) -> int:
+    """Put up to ``limit`` unflagged passages of the cube's flagged memories into the index;
+    how many (rows locked by a writer are left for a later pass)."""
+    todo = (
+        select(MemoryPassage.memory_id, MemoryPassage.idx)
+        .join(Memory, Memory.id == MemoryPassage.memory_id)
+        .where(
+            MemoryPassage.tenant_id == tenant_id,
+            MemoryPassage.cube_id == cube_id,
+            ~MemoryPassage.ann,
+            Memory.ann,
+        )
+        .limit(limit)
+        .with_for_update(of=MemoryPassage, skip_locked=True)
+        .subquery()
+    )
+    res = await session.execute(
+        update(MemoryPassage)
+        .where(
+            MemoryPassage.memory_id == todo.c.memory_id,
+            MemoryPassage.idx == todo.c.idx,
+        )
+        .values(ann=True)
+        .returning(MemoryPassage.memory_id)
     )
     return len(res.all())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -107,21 +108,48 @@ def placed_text(memory: _Said) -> str:
 PASSAGE_FROM = 180
 PASSAGE_WORDS = 150
 PASSAGE_STRIDE = 120
-# At most this many passages a memory (32 KiB of content is ~45).
+# A memory of two or more sentences of at least ``SENTENCE_WORDS`` words also gets a vector
+# for each of them: one vector for a whole turn averages its topics, and a fact said in
+# passing ("By the way, I got a new car") is found by its own sentence. On the dev sets'
+# top-50 candidates, rescored offline with the packaged ranker, turn recall@10 went from
+# 0.789 to 0.806 (LoCoMo) and 0.823 to 0.890 (LongMemEval); sentence pairs gave 0.818 and
+# 0.873, both 0.808 and 0.890.
+SENTENCE_WORDS = 4
+# At most this many passages a memory (32 KiB of content is ~45 windows): windows first,
+# then sentences while there is room.
 MAX_PASSAGES = 64
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
 
 
-def passages(content: str, speakers: Iterable[str | None] = ()) -> list[str]:
-    """The later passages of a long memory, each placed like its index text
-    (``Speaker: words``); [] for a memory the embedder reads whole."""
+def sentences(content: str) -> list[str]:
+    """The distinct sentences of ``content`` with at least ``SENTENCE_WORDS`` words,
+    whitespace collapsed; [] when there are fewer than two (the memory's own vector is the
+    sentence)."""
+    out: dict[str, None] = {}  # each once, in order
+    for part in _SENTENCE_END.split(content):
+        words = part.split()
+        if len(words) >= SENTENCE_WORDS:
+            out[" ".join(words)] = None
+    return list(out) if len(out) > 1 else []
+
+
+def passages(
+    content: str, speakers: Iterable[str | None] = (), *, by_sentence: bool = True
+) -> list[str]:
+    """The passages of a memory, each placed like its index text (``Speaker: words``): a
+    long memory's later windows, then (``by_sentence``) its sentences (``sentences``); []
+    for a memory of one sentence the embedder reads whole."""
     words = content.split()
-    if len(words) <= PASSAGE_FROM:
-        return []
     named = list(dict.fromkeys(s for s in speakers if s))
     head = f"{', '.join(named)}: " if named else ""
     out = []
-    for start in range(PASSAGE_STRIDE, len(words), PASSAGE_STRIDE):
-        out.append(head + " ".join(words[start : start + PASSAGE_WORDS]))
-        if start + PASSAGE_WORDS >= len(words) or len(out) == MAX_PASSAGES:
+    if len(words) > PASSAGE_FROM:
+        for start in range(PASSAGE_STRIDE, len(words), PASSAGE_STRIDE):
+            out.append(head + " ".join(words[start : start + PASSAGE_WORDS]))
+            if start + PASSAGE_WORDS >= len(words) or len(out) == MAX_PASSAGES:
+                break
+    for sentence in sentences(content) if by_sentence else ():
+        if len(out) == MAX_PASSAGES:
             break
+        out.append(head + sentence)
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -141,15 +142,31 @@ async def memories_by_id(
     return {m.id: _snapshot(session, m) for m in rows.scalars()}
 
 
+# How far back in a session ``thread_tail`` looks for each side's last memory.
+_TAIL_LOOKBACK = 16
+
+
+@dataclass
+class Tail:
+    """Where a session thread stands before a request: its last live memory (a merge
+    target) with how many messages it holds, how many memories the session has, and the
+    last memory of each side (``user``: holds a person's message; ``agent``: only replies
+    of the assistant, a tool or the system) with its message count."""
+
+    last: Memory | None = None
+    held: int = 0
+    count: int = 0
+    sides: dict[str, tuple[Memory, int]] = field(default_factory=dict)
+
+
 async def thread_tail(
     session: AsyncSession,
     *,
     tenant_id: uuid.UUID,
     cube_id: uuid.UUID,
     session_id: str,
-) -> tuple[Memory | None, int, int]:
-    """The live memory written last in a session (a merge target), how many messages it
-    holds, and how many memories the session has."""
+) -> Tail:
+    """The session thread's ``Tail`` (two statements, three when the session has memories)."""
     in_session = (
         Memory.tenant_id == tenant_id,
         Memory.cube_id == cube_id,
@@ -157,27 +174,49 @@ async def thread_tail(
         Memory.kind != SUMMARY_KIND,
         Memory.layer != "core",
     )
-    last = (
+    # A memory is the user's side when one of its sources is a person's message (a source
+    # without a role, written by another path, counts as a person's).
+    persons = (
+        select(MemorySource.memory_id)
+        .join(Source, Source.id == MemorySource.source_id)
+        .where(
+            MemorySource.memory_id == Memory.id,
+            func.coalesce(Source.metadata_["role"].astext, "user") == "user",
+        )
+        .exists()
+    )
+    recent = (
         await session.execute(
-            select(Memory)
+            select(Memory, persons.label("user_side"))
             .where(*in_session, Memory.status == "active")
             .order_by(Memory.created_at.desc(), Memory.id.desc())
-            .limit(1)
+            .limit(_TAIL_LOOKBACK)
         )
-    ).scalar_one_or_none()
+    ).all()
     count = (await session.execute(select(func.count()).where(*in_session))).scalar_one()
-    if last is not None:
-        _snapshot(session, last)
-    if last is None:
-        return None, 0, int(count)
-    held = (
-        await session.execute(
-            select(func.count(func.distinct(MemorySource.source_id))).where(
-                MemorySource.memory_id == last.id
+    if not recent:
+        return Tail(count=int(count))
+    for mem, _ in recent:
+        _snapshot(session, mem)
+    firsts: dict[str, Memory] = {}
+    for mem, user_side in recent:
+        firsts.setdefault("user" if user_side else "agent", mem)
+    last = recent[0][0]
+    held = dict(
+        (
+            await session.execute(
+                select(MemorySource.memory_id, func.count(func.distinct(MemorySource.source_id)))
+                .where(MemorySource.memory_id.in_({last.id, *(m.id for m in firsts.values())}))
+                .group_by(MemorySource.memory_id)
             )
-        )
-    ).scalar_one()
-    return last, int(held), int(count)
+        ).all()
+    )
+    return Tail(
+        last=last,
+        held=int(held.get(last.id, 0)),
+        count=int(count),
+        sides={side: (m, int(held.get(m.id, 0))) for side, m in firsts.items()},
+    )
 
 
 def _scope(user_id: str | None, agent_id: str | None) -> list[Any]:

@@ -247,7 +247,21 @@ class MemoryPassage(Base):
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cube.id", ondelete="CASCADE"))
     embedding: Mapped[Any] = mapped_column(FastVector(EMBEDDING_DIM))
-    __table_args__ = (Index("ix_memory_passage_cube", "cube_id"),)
+    # In the HNSW index: the passages of a promoted cube's flagged memories, flagged by the
+    # ``ann_index`` job (``memsvc.store.ann``); the others are scored exactly. Set by the
+    # database default on insert (inserts do not name it: older schemas lack the column).
+    ann: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    __table_args__ = (
+        Index("ix_memory_passage_cube", "cube_id"),
+        Index(
+            "ix_memory_passage_embedding_ann",
+            text(f"(embedding::halfvec({EMBEDDING_DIM})) halfvec_cosine_ops"),
+            postgresql_using="hnsw",
+            postgresql_with={"m": 8, "ef_construction": 64},
+            postgresql_where=text("ann"),
+        ),
+        Index("ix_memory_passage_cube_unindexed", "cube_id", postgresql_where=text("NOT ann")),
+    )
 
 
 class MemorySummary(Base):

@@ -302,6 +302,41 @@ async def test_merge_into_the_last_stored_memory_of_the_session(
     assert {s["text"] for s in merged["sources"]} == {"We adopted a cat, Miso!", "She is a tabby."}
 
 
+async def test_a_live_agent_keeps_its_replies_apart_from_the_persons_turns(
+    service: Service,
+) -> None:
+    """One request per message, as an agent writes while it talks: the ``learned`` policy
+    folds each reply into the agent's memory of the session and each person's turn with
+    little new into the person's, across requests (``store.ingest.thread_tail``)."""
+    cube = await make_cube(service)
+    turns = [
+        ("user", "I adopted a puppy named Max from the shelter last Saturday."),
+        ("assistant", "Congratulations! Here are ten tips for a puppy's first week at home."),
+        ("user", "ok thanks, what food should he eat?"),
+        ("assistant", "A food made for puppies, three small meals a day, fresh water always."),
+    ]
+    decided = []
+    for i, (role, text) in enumerate(turns):
+        out = await ingest(
+            service,
+            cube,
+            policy="learned",
+            messages=[
+                {"role": role, "content": text, "session_id": "live", "external_id": f"t{i}"}
+            ],
+        )
+        [d] = out["decisions"]
+        decided.append((d["operation"], d["memory_id"]))
+    ops = [op for op, _ in decided]
+    assert ops == ["insert", "insert", "merge", "merge"]
+    person, agent = decided[0][1], decided[1][1]
+    assert person != agent and decided[2][1] == person and decided[3][1] == agent
+    mems = {m["id"]: m for m in (await get(service, f"/v1/cubes/{cube}/memories"))["items"]}
+    assert set(mems) == {person, agent}
+    said = {mid: sorted(s["external_id"] for s in m["sources"]) for mid, m in mems.items()}
+    assert said == {person: ["t0", "t2"], agent: ["t1", "t3"]}
+
+
 async def test_invalid_llm_output_falls_back_visibly(service: Service, llm: Script) -> None:
     cube = await make_cube(service)
     llm.reply = lambda p: "I would rather not answer in JSON."

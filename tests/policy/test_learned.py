@@ -8,6 +8,7 @@ import json
 import random
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +46,12 @@ class Thread:
         self.vecs = embedder.embed(list(stored))
 
     def batch(
-        self, *turns: tuple[str, str], last: Neighbour | None = None, last_messages: int = 0
+        self, *turns: tuple[str, ...], last: Neighbour | None = None, last_messages: int = 0
     ) -> Batch:
-        vecs = self.embedder.embed([text for _, text in turns])
+        """Situations of ``turns``: (role, text) or (role, text, speaker's name)."""
+        vecs = self.embedder.embed([turn[1] for turn in turns])
         out = []
-        for i, ((role, text), vec) in enumerate(zip(turns, vecs, strict=True)):
+        for i, ((role, text, *name), vec) in enumerate(zip(turns, vecs, strict=True)):
             sims = self.vecs @ vec if len(self.stored) else np.zeros(0)
             near = sorted(
                 (
@@ -60,7 +62,13 @@ class Thread:
             )
             out.append(
                 Situation(
-                    message=Message(index=i, role=role, content=text, session_id="s1"),
+                    message=Message(
+                        index=i,
+                        role=role,
+                        content=text,
+                        name=name[0] if name else None,
+                        session_id="s1",
+                    ),
                     embedding=vec,
                     neighbours=near[:5],
                     position=i,
@@ -131,11 +139,13 @@ def test_preferences_are_semantic(embedder: SentenceTransformerEmbedder) -> None
 def test_a_reply_merges_into_the_question_and_memories_are_capped(
     embedder: SentenceTransformerEmbedder,
 ) -> None:
-    batch = Thread(embedder).batch(
-        ("user", "Where did you go on holiday last summer?"),
-        ("assistant", "We went to Lisbon for two weeks and loved the food there."),
-        ("user", "Did you visit the old castle on the hill?"),
-        ("assistant", "Yes, the view of the river from the castle walls was wonderful."),
+    # People only (two named speakers, role user): one open memory for the thread.
+    thread = Thread(embedder)
+    batch = thread.batch(
+        ("user", "Where did you go on holiday last summer?", "Ana"),
+        ("user", "We went to Lisbon for two weeks and loved the food there.", "Ben"),
+        ("user", "Did you visit the old castle on the hill?", "Ana"),
+        ("user", "Yes, the view of the river from the castle walls was wonderful.", "Ben"),
     )
     ops = decide(batch)
     assert [(d.operation, d.target_message) for d in ops] == [
@@ -147,22 +157,50 @@ def test_a_reply_merges_into_the_question_and_memories_are_capped(
     assert ops[1].reason.startswith("merge: reply to the question before it (sim ")
 
 
-def test_the_first_message_merges_into_the_threads_last_memory(
+def test_an_agents_replies_share_a_memory_of_their_own(
     embedder: SentenceTransformerEmbedder,
 ) -> None:
-    last = Neighbour(
-        id=uuid.uuid4(),
-        content="What are you cooking tonight?",
-        layer="episodic",
-        kind="message",
-        similarity=0.4,
+    # A person and an agent: the person's turns and the agent's replies are two memories
+    # (a question and its long answer are each found on their own).
+    batch = Thread(embedder).batch(
+        ("user", "I adopted a puppy named Max from the shelter last Saturday."),
+        ("assistant", "Congratulations! Here are ten tips for a puppy's first week at home."),
+        ("user", "ok thanks, what food should he eat?"),
+        ("assistant", "A food made for puppies, three small meals a day, fresh water always."),
     )
-    thread = Thread(embedder)
-    (d,) = decide(thread.batch(("assistant", "A mushroom risotto."), last=last, last_messages=1))
-    assert (d.operation, d.target_id, d.target_message) == ("merge", last.id, None)
-    # A last memory that is full takes no more.
-    (d,) = decide(thread.batch(("assistant", "A mushroom risotto."), last=last, last_messages=3))
-    assert d.operation == "insert"
+    ops = decide(batch)
+    assert [(d.operation, d.target_message) for d in ops] == [
+        ("insert", None),
+        ("insert", None),
+        ("merge", 0),  # little new on its own: into the person's memory, not the reply
+        ("merge", 1),  # into the agent's replies
+    ]
+    assert ops[2].reason.startswith("merge: little new on its own (score ")
+    assert ops[3].reason == "merge: the agent's replies of the thread share a memory"
+    # The agent's memory takes ``agent_max_messages`` replies, then a new one starts.
+    cap = int(LearnedPolicy().model.rule("agent_max_messages"))
+    turns = [("user", "I adopted a puppy named Max from the shelter last Saturday.")]
+    turns += [("assistant", f"Tip {i}: walk Max twice a day.") for i in range(cap + 1)]
+    ops = decide(Thread(embedder).batch(*turns))
+    assert [d.operation for d in ops[1:]] == ["insert"] + ["merge"] * (cap - 1) + ["insert"]
+
+
+def test_the_next_request_continues_each_sides_memory(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    def mem(text: str) -> Neighbour:
+        return Neighbour(uuid.uuid4(), text, "episodic", "message", 1.0)
+
+    person, agent = mem("I adopted a puppy named Max."), mem("Congratulations on Max!")
+    sides = {"user": (person, 1), "agent": (agent, 2)}
+    batch = Thread(embedder).batch(
+        ("assistant", "Puppies sleep up to twenty hours a day."), last=agent, last_messages=2
+    )
+    batch = Batch(
+        situations=[replace(batch.situations[0], side_memories=sides)], user_id=batch.user_id
+    )
+    (d,) = decide(batch)
+    assert (d.operation, d.target_id) == ("merge", agent.id)
 
 
 def test_a_restated_fact_with_a_new_number_updates_its_memory(

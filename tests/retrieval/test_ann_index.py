@@ -159,7 +159,7 @@ async def test_bulk_writes_to_a_promoted_cube_are_folded_in_later(
         " ORDER BY id DESC LIMIT 1",
         c=cube,
     )[0]
-    assert result["indexed"] == 128 and result["seconds"] >= 0
+    assert result["indexed"] == 128 and result["passages"] == 0 and result["seconds"] >= 0
 
 
 async def test_unindexed_tail_is_scored_exactly_and_requeued(
@@ -203,5 +203,80 @@ async def test_planner_uses_the_partial_hnsw_index(service: Service, database_ur
                 {"c": cube, "v": vec},
             ).scalars()
             assert "ix_memory_embedding_ann" in "\n".join(plan)
+    finally:
+        engine.dispose()
+
+
+def passage_flags(url: str, cube: str) -> list[bool]:
+    rows = sql(url, "SELECT ann FROM memory_passage WHERE cube_id = :c ORDER BY 1", c=cube)
+    return [bool(r[0]) for r in rows]
+
+
+async def test_passages_of_a_promoted_cube_are_searched_through_their_index(
+    service: Service, database_url: str
+) -> None:
+    cube = await make_cube(service, "sentences")
+    said = (
+        "We spent the whole weekend repainting the kitchen cabinets sage green and fixing "
+        "the hinges. By the way, my daughter Mia just started learning the violin."
+    )
+    (turn, *_) = await add(service, cube, {"content": said}, *({"content": t} for t in TEXTS))
+    assert passage_flags(database_url, cube) == [False, False]  # one a sentence
+    await search(service, cube, "anything")
+    await worker_for(service).run_until_idle()
+    assert passage_flags(database_url, cube) == [True, True]
+    (result,) = sql(
+        database_url,
+        "SELECT result FROM job WHERE kind = 'ann_index' AND payload->>'cube_id' = :c",
+        c=cube,
+    )[0]
+    assert (result["indexed"], result["passages"]) == (len(TEXTS) + 1, 2)
+
+    body = await search(service, cube, "Which instrument is Mia learning?")
+    assert body["exact"] is False
+    assert body["results"][0]["memory"]["id"] == turn["id"]
+    by_sentence = body["results"][0]["explain"]["vector"]["score"]
+
+    # A small write: the memory is indexed at once, its passages are scored exactly (the
+    # tail) until a fold, which the search asks for.
+    (late,) = await add(
+        service,
+        cube,
+        {
+            "content": "Grandma bought a new blue bicycle in town. "
+            "She says her neighbour Tom now plays the cello every evening."
+        },
+    )
+    assert passage_flags(database_url, cube) == [False, False, True, True]
+    service.app.state.memsvc.db.caches.promotion_asked.clear()
+    body = await search(service, cube, "Who plays the cello?")
+    assert body["exact"] is False and body["results"][0]["memory"]["id"] == late["id"]
+    assert ann_jobs(database_url, cube) == ["done", "queued"]
+    await worker_for(service).run_until_idle()
+    assert passage_flags(database_url, cube) == [True] * 4
+    body = await search(service, cube, "Which instrument is Mia learning?")
+    assert body["results"][0]["memory"]["id"] == turn["id"]
+    assert body["results"][0]["explain"]["vector"]["score"] == pytest.approx(by_sentence)
+
+
+async def test_planner_uses_the_partial_hnsw_index_of_passages(
+    service: Service, database_url: str
+) -> None:
+    cube = await make_cube(service, "plan-passages")
+    await add(service, cube, *({"content": t} for t in TEXTS))
+    vec = "[" + ",".join(["0.05"] * 384) + "]"
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            conn.execute(text("SET LOCAL enable_sort = off"))
+            plan = conn.execute(
+                text(
+                    "EXPLAIN SELECT memory_id FROM memory_passage WHERE cube_id = :c AND ann"
+                    " ORDER BY embedding::halfvec(384) <=> CAST(:v AS halfvec(384)) LIMIT 5"
+                ),
+                {"c": cube, "v": vec},
+            ).scalars()
+            assert "ix_memory_passage_embedding_ann" in "\n".join(plan)
     finally:
         engine.dispose()

@@ -33,6 +33,53 @@ def test_only_long_contents_get_passages_covering_their_tail() -> None:
     assert len(indexing.passages("x " * 100_000)) == indexing.MAX_PASSAGES
 
 
+def test_memories_of_several_sentences_get_one_passage_a_sentence() -> None:
+    turn = (
+        "I spent the weekend repainting the kitchen cabinets sage green. "
+        "By the way, my daughter Mia just started learning the violin! Ok. "
+        "I spent the weekend repainting the kitchen cabinets sage green."
+    )
+    assert indexing.passages(turn, ["Ann"]) == [
+        "Ann: I spent the weekend repainting the kitchen cabinets sage green.",
+        "Ann: By the way, my daughter Mia just started learning the violin!",
+    ]  # each sentence once; "Ok." is too short to be one
+    assert indexing.passages("My daughter Mia just started learning the violin.") == []
+    assert indexing.passages("Mia plays. The violin, since May.\nShe loves it.") == []
+    # A long memory's windows come first, its sentences while there is room.
+    many = " ".join(f"Sentence number {i} is here." for i in range(200))
+    got = indexing.passages(many)
+    assert len(got) == indexing.MAX_PASSAGES and got[0].startswith("Sentence number 24 is here.")
+    assert got[-1] == "Sentence number 55 is here."
+
+
+@pytest.mark.anyio
+async def test_a_fact_said_in_passing_is_found_by_its_sentence(
+    service: Service, database_url: str
+) -> None:
+    cube = await make_cube(service, "sentences")
+    turn = (
+        "I spent the whole weekend repainting the kitchen cabinets a soft sage green, sanding "
+        "every door and fixing the hinges that had squeaked for years. By the way, my daughter "
+        "Mia just started learning the violin. Anyway, the kitchen finally looks finished."
+    )
+    (mem, *_) = await add(
+        service,
+        cube,
+        {"content": turn, "sources": [{"speaker": "user"}]},
+        {"content": "Our neighbour's son plays football on Saturdays."},
+        {"content": "The paint shop on Main Street closes at six."},
+    )
+    n = sql(database_url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=mem["id"])
+    assert n[0][0] == 3
+    query = "Which instrument is Mia learning?"
+    [hit] = [h for h in await fast(service, cube, query) if h["memory"]["id"] == mem["id"]]
+    with_sentences = float(hit["explain"]["vector"]["score"])
+    sql(database_url, "DELETE FROM memory_passage WHERE memory_id = :m", m=mem["id"])
+    [hit] = [h for h in await fast(service, cube, query) if h["memory"]["id"] == mem["id"]]
+    # Judged by the whole turn's vector alone, the kitchen drowns the violin.
+    assert float(hit["explain"]["vector"]["score"]) < with_sentences - 0.1
+
+
 def long_message(fact: str) -> str:
     return FILLER * 12 + fact + " " + FILLER * 2
 
@@ -64,7 +111,8 @@ async def test_a_fact_deep_in_a_long_message_is_found_by_the_vector_channel(
     assert long["content"] == long_message(fact)  # stored as sent
     assert long["content"].split().index("Priya") > 300  # past the embedder's window
     n = sql(database_url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=long["id"])
-    assert n[0][0] == len(indexing.passages(long["content"])) == 2
+    # Two windows, then its two distinct sentences (the filler one and the fact).
+    assert n[0][0] == len(indexing.passages(long["content"])) == 4
     query = "Which greyhound did my sister adopt?"
 
     def score_of(hits: list[dict[str, Any]]) -> float:
@@ -160,7 +208,7 @@ async def test_an_imported_long_memory_gets_its_passages(
     resp = await send(service, target, "\n".join(json.dumps(x) for x in lines).encode())
     assert resp.status_code in (200, 201), resp.text
     (n,) = sql(database_url, "SELECT count(*) FROM memory_passage WHERE cube_id = :c", c=target)
-    assert n[0] == 2
+    assert n[0] == len(indexing.passages(long_message("The code is 4411."))) == 4
 
 
 # A question and its answer from someone else: the learned policy folds the answer into the
