@@ -155,6 +155,19 @@ class Cube(Base):
     )
 
 
+def _hnsw_of_flagged(name: str) -> Index:
+    """The partial HNSW index over the half-precision embeddings of rows flagged ``ann``
+    (promoted cubes' memories and their passages; ``memsvc.store.ann``, migrations 0009 and
+    0025)."""
+    return Index(
+        name,
+        text(f"(embedding::halfvec({EMBEDDING_DIM})) halfvec_cosine_ops"),
+        postgresql_using="hnsw",
+        postgresql_with={"m": 8, "ef_construction": 64},
+        postgresql_where=text("ann"),
+    )
+
+
 class Memory(Base):
     """Current state of a memory; its full history is in ``memory_version``."""
 
@@ -215,13 +228,7 @@ class Memory(Base):
             "occurred_at",
             postgresql_where=text("occurred_at IS NOT NULL"),
         ),
-        Index(
-            "ix_memory_embedding_ann",
-            text(f"(embedding::halfvec({EMBEDDING_DIM})) halfvec_cosine_ops"),
-            postgresql_using="hnsw",
-            postgresql_with={"m": 8, "ef_construction": 64},
-            postgresql_where=text("ann"),
-        ),
+        _hnsw_of_flagged("ix_memory_embedding_ann"),
         Index("ix_memory_cube_unindexed", "cube_id", postgresql_where=text("NOT ann")),
         Index(
             "ix_memory_cube_session",
@@ -253,13 +260,7 @@ class MemoryPassage(Base):
     ann: Mapped[bool] = mapped_column(Boolean, server_default=false())
     __table_args__ = (
         Index("ix_memory_passage_cube", "cube_id"),
-        Index(
-            "ix_memory_passage_embedding_ann",
-            text(f"(embedding::halfvec({EMBEDDING_DIM})) halfvec_cosine_ops"),
-            postgresql_using="hnsw",
-            postgresql_with={"m": 8, "ef_construction": 64},
-            postgresql_where=text("ann"),
-        ),
+        _hnsw_of_flagged("ix_memory_passage_embedding_ann"),
         Index("ix_memory_passage_cube_unindexed", "cube_id", postgresql_where=text("NOT ann")),
     )
 

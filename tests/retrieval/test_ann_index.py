@@ -187,22 +187,27 @@ async def test_planner_uses_the_partial_hnsw_index(service: Service, database_ur
     await add(service, cube, *({"content": t} for t in TEXTS))
     await search(service, cube, "anything")
     await worker_for(service).run_until_idle()
+    plan = plan_of(
+        database_url,
+        "SELECT id FROM memory WHERE cube_id = :c AND ann AND status = 'active'"
+        " ORDER BY embedding::halfvec(384) <=> CAST(:v AS halfvec(384)) LIMIT 5",
+        cube,
+    )
+    assert "ix_memory_embedding_ann" in plan
+
+
+def plan_of(url: str, query: str, cube: str) -> str:
+    """The plan of ``query`` (parameters ``c``: the cube, ``v``: a vector), with sorting and
+    sequential scans made unattractive: on tiny tables the planner shows it can use an index."""
     vec = "[" + ",".join(["0.05"] * 384) + "]"
-    engine = create_engine(database_url)
+    engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            # Tiny table: make sorting unattractive so the planner shows it can use the index.
             conn.execute(text("SET LOCAL enable_seqscan = off"))
             conn.execute(text("SET LOCAL enable_sort = off"))
-            plan = conn.execute(
-                text(
-                    "EXPLAIN SELECT id FROM memory WHERE cube_id = :c AND ann"
-                    " AND status = 'active'"
-                    " ORDER BY embedding::halfvec(384) <=> CAST(:v AS halfvec(384)) LIMIT 5"
-                ),
-                {"c": cube, "v": vec},
-            ).scalars()
-            assert "ix_memory_embedding_ann" in "\n".join(plan)
+            return "\n".join(
+                conn.execute(text(f"EXPLAIN {query}"), {"c": cube, "v": vec}).scalars()
+            )
     finally:
         engine.dispose()
 
@@ -264,19 +269,10 @@ async def test_planner_uses_the_partial_hnsw_index_of_passages(
 ) -> None:
     cube = await make_cube(service, "plan-passages")
     await add(service, cube, *({"content": t} for t in TEXTS))
-    vec = "[" + ",".join(["0.05"] * 384) + "]"
-    engine = create_engine(database_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("SET LOCAL enable_seqscan = off"))
-            conn.execute(text("SET LOCAL enable_sort = off"))
-            plan = conn.execute(
-                text(
-                    "EXPLAIN SELECT memory_id FROM memory_passage WHERE cube_id = :c AND ann"
-                    " ORDER BY embedding::halfvec(384) <=> CAST(:v AS halfvec(384)) LIMIT 5"
-                ),
-                {"c": cube, "v": vec},
-            ).scalars()
-            assert "ix_memory_passage_embedding_ann" in "\n".join(plan)
-    finally:
-        engine.dispose()
+    plan = plan_of(
+        database_url,
+        "SELECT memory_id FROM memory_passage WHERE cube_id = :c AND ann"
+        " ORDER BY embedding::halfvec(384) <=> CAST(:v AS halfvec(384)) LIMIT 5",
+        cube,
+    )
+    assert "ix_memory_passage_embedding_ann" in plan
