@@ -196,14 +196,12 @@ def _message_passages(
 ) -> writes.Passages:
     """The passages of a memory folded from several messages: the vectors it had already
     (``kept``), then each message's as it would be indexed alone, its own embedding (computed
-    once already, for the policy's features) and, for a long one, its text windows. The
+    once already, for the policy's features), its text windows and its sentences. The
     vector channel scores a memory by its best vector, so the memory is found as well as the
     best of its messages would be alone, whatever its own embedding of the whole says."""
     own = [*kept, *(vectors[i] for i in folded)][: indexing.MAX_PASSAGES]
     windows = [
-        p
-        for i in folded
-        for p in indexing.passages(messages[i].content, [messages[i].speaker], by_sentence=False)
+        p for i in folded for p in indexing.passages(messages[i].content, [messages[i].speaker])
     ]
     return writes.Passages(vectors=own, texts=windows[: indexing.MAX_PASSAGES - len(own)])
 

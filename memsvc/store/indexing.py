@@ -133,12 +133,10 @@ def sentences(content: str) -> list[str]:
     return list(out) if len(out) > 1 else []
 
 
-def passages(
-    content: str, speakers: Iterable[str | None] = (), *, by_sentence: bool = True
-) -> list[str]:
+def passages(content: str, speakers: Iterable[str | None] = ()) -> list[str]:
     """The passages of a memory, each placed like its index text (``Speaker: words``): a
-    long memory's later windows, then (``by_sentence``) its sentences (``sentences``); []
-    for a memory of one sentence the embedder reads whole."""
+    long memory's later windows, then its sentences (``sentences``); [] for a memory of one
+    sentence the embedder reads whole."""
     words = content.split()
     named = list(dict.fromkeys(s for s in speakers if s))
     head = f"{', '.join(named)}: " if named else ""
@@ -148,7 +146,7 @@ def passages(
             out.append(head + " ".join(words[start : start + PASSAGE_WORDS]))
             if start + PASSAGE_WORDS >= len(words) or len(out) == MAX_PASSAGES:
                 break
-    for sentence in sentences(content) if by_sentence else ():
+    for sentence in sentences(content):
         if len(out) == MAX_PASSAGES:
             break
         out.append(head + sentence)
