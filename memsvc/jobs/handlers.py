@@ -101,24 +101,17 @@ async def run_ann_index(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:
     async with ctx.db.transaction() as s:
         if not await ann.mark_cube(s, tenant_id=job.tenant_id, cube_id=cube_id):
             return {"indexed": 0, "cube": "gone"}
-    total = passages = 0
-    while True:
-        async with ctx.db.transaction() as s:
-            n = await ann.flag_batch(s, tenant_id=job.tenant_id, cube_id=cube_id)
-        total += n
-        if n == 0:
-            break
-    # Then the passages of the memories now in the index.
-    while True:
-        async with ctx.db.transaction() as s:
-            n = await ann.flag_passages(s, tenant_id=job.tenant_id, cube_id=cube_id)
-        passages += n
-        if n == 0:
-            return {
-                "indexed": total,
-                "passages": passages,
-                "seconds": round(time.perf_counter() - started, 3),
-            }
+    counts: dict[str, int] = {}
+    # The memories, then the passages of the memories now in the index.
+    for name, flag in (("indexed", ann.flag_batch), ("passages", ann.flag_passages)):
+        counts[name] = 0
+        while True:
+            async with ctx.db.transaction() as s:
+                n = await flag(s, tenant_id=job.tenant_id, cube_id=cube_id)
+            counts[name] += n
+            if n == 0:
+                break
+    return {**counts, "seconds": round(time.perf_counter() - started, 3)}
 
 
 async def run_summarise(ctx: JobContext, job: ClaimedJob) -> dict[str, Any]:

@@ -175,9 +175,7 @@ def _nearest_query(
     else:
         # The index is over half-precision copies (migration 0008): order by that
         # distance, score with the full-precision one.
-        half = HALFVEC(EMBEDDING_DIM)
-        query = vec if isinstance(vec, BindParameter) else literal(vec, Memory.embedding.type)
-        approx = cast(Memory.embedding, half).cosine_distance(cast(query, half))
+        approx = _half_distance(Memory.embedding, vec)
         indexed = scoped.where(Memory.ann).order_by(approx).limit(depth).subquery()
         tail = scoped.where(~Memory.ann).order_by(d, Memory.id).limit(depth).subquery()
         parts.append(select(indexed.c.id, indexed.c.d, literal(False).label("tail")))
@@ -189,6 +187,15 @@ def _nearest_query(
         else:
             parts.extend(_indexed_passages(base, vec, depth, cube_id))
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+
+
+def _half_distance(column: Any, vec: np.ndarray | BindParameter[Any]) -> ColumnElement[Any]:
+    """The cosine distance the partial HNSW indexes order by: over half-precision copies
+    (migrations 0008, 0025); results are scored with the full-precision one."""
+    half = HALFVEC(EMBEDDING_DIM)
+    query = vec if isinstance(vec, BindParameter) else literal(vec, column.type)
+    distance: ColumnElement[Any] = cast(column, half).cosine_distance(cast(query, half))
+    return distance
 
 
 # Passages the HNSW index returns per memory asked for: a memory may have several near the
@@ -227,9 +234,7 @@ def _indexed_passages(
     the half-precision distance and scored with the full one, and the unflagged tail scored
     exactly, as for memories; (id, distance, from the tail) rows, a memory possibly more
     than once."""
-    half = HALFVEC(EMBEDDING_DIM)
-    query = vec if isinstance(vec, BindParameter) else literal(vec, MemoryPassage.embedding.type)
-    approx = cast(MemoryPassage.embedding, half).cosine_distance(cast(query, half))
+    approx = _half_distance(MemoryPassage.embedding, vec)
     indexed = (
         select(
             MemoryPassage.memory_id.label("id"),

@@ -201,12 +201,12 @@ async def thread_tail(
     firsts: dict[str, Memory] = {}
     for mem, user_side in recent:
         firsts.setdefault("user" if user_side else "agent", mem)
-    last = recent[0][0]
+    last = recent[0][0]  # the first of its own side
     held = dict(
         (
             await session.execute(
                 select(MemorySource.memory_id, func.count(func.distinct(MemorySource.source_id)))
-                .where(MemorySource.memory_id.in_({last.id, *(m.id for m in firsts.values())}))
+                .where(MemorySource.memory_id.in_([m.id for m in firsts.values()]))
                 .group_by(MemorySource.memory_id)
             )
         ).all()

@@ -69,8 +69,7 @@ async def test_a_fact_said_in_passing_is_found_by_its_sentence(
         {"content": "Our neighbour's son plays football on Saturdays."},
         {"content": "The paint shop on Main Street closes at six."},
     )
-    n = sql(database_url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=mem["id"])
-    assert n[0][0] == 3
+    assert passage_count(database_url, mem["id"]) == 3
     query = "Which instrument is Mia learning?"
     [hit] = [h for h in await fast(service, cube, query) if h["memory"]["id"] == mem["id"]]
     with_sentences = float(hit["explain"]["vector"]["score"])
@@ -110,9 +109,8 @@ async def test_a_fact_deep_in_a_long_message_is_found_by_the_vector_channel(
     )
     assert long["content"] == long_message(fact)  # stored as sent
     assert long["content"].split().index("Priya") > 300  # past the embedder's window
-    n = sql(database_url, "SELECT count(*) FROM memory_passage WHERE memory_id = :m", m=long["id"])
     # Two windows, then its two distinct sentences (the filler one and the fact).
-    assert n[0][0] == len(indexing.passages(long["content"])) == 4
+    assert passage_count(database_url, long["id"]) == len(indexing.passages(long["content"])) == 4
     query = "Which greyhound did my sister adopt?"
 
     def score_of(hits: list[dict[str, Any]]) -> float:
