@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -61,6 +62,59 @@ def by_length(lengths: Sequence[int], size: int) -> list[list[int]]:
         raise ValueError("size must be at least 1")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+# What a model call costs on CPU, in the units of ``padded_batches``' cost model (about a
+# tenth of a millisecond: MiniLM under ONNX Runtime on 2 cores reads a token of a short text
+# in about 0.1 ms, and a call costs about 4 ms of its own).
+CPU_CALL_COST = 40.0
+# Padded tokens one CPU model call may hold: a batch of long texts is no faster per text
+# than one text at a time (256 tokens: 38.8 ms a text alone, 40.2 in fours, 43.5 in
+# sixteens), and a smaller one leaves room for the short texts to go apart.
+CPU_MAX_TOKENS = 2048
+
+
+def padded_batches(
+    lengths: Sequence[int],
+    *,
+    max_items: int,
+    max_tokens: int = CPU_MAX_TOKENS,
+    call_cost: float = CPU_CALL_COST,
+) -> list[list[int]]:
+    """Indices of texts of ``lengths`` (tokens) cut into model batches, longest first, so the
+    padding a batch adds costs less than the calls it saves.
+
+    A batch pads every text to its longest, and a model call has a cost of its own. Sorted
+    longest first, the cut is chosen to minimise the batches' total cost, each ``call_cost``
+    plus, per text, ``L + L * L / 400`` for the batch's longest length ``L`` (attention grows
+    with the square of the length): measured on CPU, a text of 8 tokens costs about 1 ms in
+    a batch of 64 and 5 ms alone; one of 250, 39-46 ms either way. Cutting by count alone,
+    a long memory's 256-token windows and its 20-token sentences shared one batch: 35 texts
+    of 1,686 tokens took 1,863 ms padded to 256, 343 ms one by one. Each batch holds at most
+    ``max_items`` texts and ``max_tokens`` padded tokens. The caller puts each batch's rows
+    back at its indices."""
+    if max_items < 1:
+        raise ValueError("max_items must be at least 1")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    size = [max(int(lengths[i]), 1) for i in order]
+    n = len(order)
+    # best[j]: the cheapest cut of the first j texts; start[j]: where its last batch starts.
+    best = [0.0] + [math.inf] * n
+    start = [0] * (n + 1)
+    for i in range(n):  # a batch starting at text i, led by the longest of its texts
+        lead = size[i]
+        per_text = lead + lead * lead / 400
+        room = max(1, min(max_items, max_tokens // lead))
+        for j in range(i + 1, min(n, i + room) + 1):
+            cost = best[i] + call_cost + (j - i) * per_text
+            if cost < best[j]:
+                best[j], start[j] = cost, i
+    cuts = []
+    j = n
+    while j > 0:
+        cuts.append(order[start[j] : j])
+        j = start[j]
+    return cuts[::-1]
 
 
 class MicroBatcher(Generic[T]):

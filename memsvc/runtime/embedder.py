@@ -18,6 +18,7 @@ from memsvc.config import PACKAGED_EMBEDDER
 from memsvc.errors import ServiceUnavailable
 from memsvc.runtime import onnx_backend
 from memsvc.runtime.base import Vectors, l2_normalize
+from memsvc.runtime.batching import padded_batches
 from memsvc.runtime.loading import ensure_offline_env, resolve_device, resolve_model_path
 
 if TYPE_CHECKING:
@@ -109,18 +110,35 @@ class SentenceTransformerEmbedder:
         items = list(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
+        batches = self.batches(items)
         with self._lock:
             if self._onnx is not None:
-                return self._onnx.encode(items, self.batch_size)
-            raw = self._model.encode(
-                items,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+                return self._onnx.encode(items, batches)
+            out = np.empty((len(items), self.dim), dtype=np.float32)
+            for idx in batches:
+                raw = self._model.encode(
+                    [items[i] for i in idx],
+                    batch_size=len(idx),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                out[idx] = raw
         # fp16 on CUDA comes back as float16; renormalising in float32 keeps norms at 1.
-        return l2_normalize(np.asarray(raw))
+        return l2_normalize(out)
+
+    def batches(self, texts: Sequence[str]) -> list[list[int]]:
+        """The model calls that embed ``texts`` (``batching.padded_batches`` over their token
+        counts). On CPU a long memory's windows and its short sentences go apart; on CUDA,
+        where a call costs far more than padding, texts go as few batches as fit."""
+        if len(texts) == 1:
+            return [[0]]
+        lengths = self.token_counts(texts)
+        if self.device == "cpu":
+            return padded_batches(lengths, max_items=self.batch_size)
+        return padded_batches(
+            lengths, max_items=self.batch_size, max_tokens=self.batch_size * 512, call_cost=1e6
+        )
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Word pieces the model reads of each text (its window cuts the rest): what a text

@@ -103,11 +103,15 @@ class OnnxSentenceEncoder:
         self._model = model
         self.path = onnx_path
 
-    def encode(self, texts: Sequence[str], batch_size: int) -> Vectors:
-        """Unit vectors for texts, in order; batches are formed longest-first like torch's."""
+    def encode(self, texts: Sequence[str], batches: int | Sequence[Sequence[int]]) -> Vectors:
+        """Unit vectors for texts, in order. ``batches``: the model calls, as lists of indices
+        (``batching.padded_batches``), or a batch size (longest first, by characters)."""
         items = list(texts)
+        if isinstance(batches, int):
+            batches = by_length([len(text) for text in items], batches)
         out: Vectors | None = None
-        for idx in by_length([len(text) for text in items], batch_size):
+        for batch in batches:
+            idx = list(batch)
             features = _tokenize(self._model, [items[i] for i in idx])
             feed = {name: features[name].numpy() for name in self._inputs}
             raw = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
@@ -175,8 +179,8 @@ def verify(model: SentenceTransformer, encoder: OnnxSentenceEncoder) -> float:
         dtype=np.float32,
     )
     # One batch and one-by-one, so both padded and unpadded shapes are exercised.
-    batched = encoder.encode(texts, batch_size=len(texts))
-    single = np.concatenate([encoder.encode([text], batch_size=1) for text in texts])
+    batched = encoder.encode(texts, len(texts))
+    single = np.concatenate([encoder.encode([text], 1) for text in texts])
     if batched.shape != expected.shape:
         return -1.0
     return float(min((expected * batched).sum(axis=1).min(), (expected * single).sum(axis=1).min()))

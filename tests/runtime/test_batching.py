@@ -13,6 +13,7 @@ import pytest
 from memsvc.errors import ServiceUnavailable
 from memsvc.runtime import FakeEmbedder, MicroBatcher, by_length
 from memsvc.runtime.base import Vectors
+from memsvc.runtime.batching import padded_batches
 
 
 class CountingEmbedder:
@@ -175,3 +176,32 @@ def test_by_length_cuts_longest_first_and_rows_go_back_in_order() -> None:
     assert by_length([], 3) == []
     with pytest.raises(ValueError):
         by_length([1], 0)
+
+
+def test_padded_batches_keep_long_windows_apart_from_short_sentences() -> None:
+    # A long memory's own text and windows (256 tokens) and its sentences (12-30 tokens).
+    lengths = [256, 20, 256, 14, 256, 30, 256, 12] + [18] * 27
+    batches = padded_batches(lengths, max_items=64)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # each once
+    for b in batches:
+        lead = max(lengths[i] for i in b)
+        assert len(b) * lead <= 2048
+        # Padding a sentence to a window's length costs more than a call of its own.
+        assert lead <= 30 or all(lengths[i] == 256 for i in b)
+    short = [b for b in batches if max(lengths[i] for i in b) <= 30]
+    assert len(short) <= 2  # the 31 short texts share calls: the 30 and 20 may go apart
+    # Longest first within a batch, and rows go back to their texts' places.
+    assert all(lengths[b[0]] == max(lengths[i] for i in b) for b in batches)
+
+
+def test_padded_batches_limits() -> None:
+    assert padded_batches([], max_items=8) == []
+    same = padded_batches([5] * 20, max_items=8)
+    assert len(same) == 3 and max(map(len, same)) == 8  # as few calls as max_items allows
+    assert sorted(i for b in same for i in b) == list(range(20))
+    # A text longer than the token cap still gets its own batch.
+    assert padded_batches([4000, 3], max_items=8, max_tokens=2048) == [[0], [1]]
+    # Calls that cost far more than padding (CUDA): as few batches as fit.
+    assert len(padded_batches([256, 3] * 8, max_items=64, max_tokens=64 * 512, call_cost=1e6)) == 1
+    with pytest.raises(ValueError):
+        padded_batches([1], max_items=0)

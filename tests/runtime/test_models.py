@@ -88,6 +88,20 @@ def test_batched_equals_one_by_one(embedder: SentenceTransformerEmbedder) -> Non
     assert embedder.embed([]).shape == (0, 384)
 
 
+def test_a_long_texts_windows_and_sentences_go_in_separate_calls(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    long = "I keep a detailed journal of every trip we take as a family. " * 40
+    sentences = [f"My sister {name} moved to a new city last spring." for name in "ABCDEFGH"]
+    texts = [long, *sentences, long + " Then more."]
+    batches = embedder.batches(texts)
+    # The two 256-token texts share a call, the short sentences another.
+    assert sorted(map(sorted, batches)) == [[0, 9], list(range(1, 9))]
+    single = np.concatenate([embedder.embed([t]) for t in texts])
+    np.testing.assert_allclose(embedder.embed(texts), single, atol=1e-5)
+    assert embedder.batches(["one"]) == [[0]]
+
+
 def test_lengths_are_the_tokens_the_model_reads(
     runtime: ModelRuntime, embedder: SentenceTransformerEmbedder
 ) -> None:
