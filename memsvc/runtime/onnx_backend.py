@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 # Bump when the exported graph changes shape or meaning, so old cache files are ignored.
 EXPORT_FORMAT = 1
 MIN_COSINE = 0.9999
+# Exports of the same model kept besides the one in use (other installs on this machine).
+KEEP_OTHERS = 2
 OPSET = 17
 
 # Probes cover the traced branches: one unpadded text, a padded batch, truncation, unicode.
@@ -186,12 +189,48 @@ def verify(model: SentenceTransformer, encoder: OnnxSentenceEncoder) -> float:
     return float(min((expected * batched).sum(axis=1).min(), (expected * single).sum(axis=1).min()))
 
 
+def prune(cache_dir: Path, slug: str, in_use: Path, *, keep: int = KEEP_OTHERS) -> list[Path]:
+    """Remove the exports of model ``slug`` other than ``in_use`` and the ``keep`` newest,
+    and export leftovers older than an hour; returns what was removed. Each install, upgrade
+    or new virtual environment keys a new export (the key names the model's files and the
+    library versions), and a graph is about 90 MB: one machine's cache had grown to 32 of
+    them (2.8 GB). An install whose export was pruned exports again when it next starts."""
+    removed: list[Path] = []
+    # Only this model's files: a slug that extends this one is another model.
+    ours = re.compile(rf"{re.escape(slug)}-[0-9a-f]{{20}}(\.onnx|.*\.tmp)")
+    files = [p for p in cache_dir.iterdir() if ours.fullmatch(p.name) and p != in_use]
+    others = sorted(
+        (p for p in files if p.suffix == ".onnx"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    stale = time.time() - 3600
+    leftovers = [p for p in files if p.suffix == ".tmp" and p.stat().st_mtime < stale]
+    for path in [*others[keep:], *leftovers]:
+        try:
+            path.unlink()
+        except FileNotFoundError:  # another process pruned it first
+            continue
+        removed.append(path)
+    if removed:
+        logger.info("removed %d old ONNX exports of %s from %s", len(removed), slug, cache_dir)
+    return removed
+
+
 def load(
     model: SentenceTransformer, name_or_path: str, cache_dir: Path, *, label: str
 ) -> OnnxSentenceEncoder:
-    """Cached or freshly exported encoder that matches torch; raises if it cannot be had."""
+    """Cached or freshly exported encoder that matches torch; raises if it cannot be had.
+    Old exports of the same model are pruned (``prune``)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "model"
     target = cache_dir / f"{slug}-{cache_key(name_or_path)}.onnx"
+    encoder = _cached_or_exported(model, target)
+    try:
+        prune(cache_dir, slug, target)
+    except OSError:  # a read-only or shared cache: pruning is housekeeping, never fatal
+        logger.warning("could not prune the ONNX cache %s", cache_dir, exc_info=True)
+    return encoder
+
+
+def _cached_or_exported(model: SentenceTransformer, target: Path) -> OnnxSentenceEncoder:
     if target.exists():
         try:
             encoder = OnnxSentenceEncoder(model, target)

@@ -221,3 +221,23 @@ def test_direct_embed_is_thread_safe(embedder: SentenceTransformerEmbedder) -> N
         results = list(pool.map(embedder.embed, chunks))
     for chunk, rows in zip(chunks, results, strict=True):
         np.testing.assert_allclose(rows, embedder.embed(chunk), atol=1e-5)
+
+
+def test_old_onnx_exports_of_a_model_are_pruned(tmp_path: Path) -> None:
+    slug, t0 = "packaged-all-MiniLM-L6-v2", 1_700_000_000
+
+    def file(name: str, age_s: int) -> Path:
+        path = tmp_path / name
+        path.write_bytes(b"x")
+        os.utime(path, (t0 - age_s, t0 - age_s))
+        return path
+
+    in_use = file(f"{slug}-{'0' * 20}.onnx", 10_000)  # the oldest, but this install's
+    olds = [file(f"{slug}-{i:020x}.onnx", 100 * (i + 1)) for i in range(1, 6)]
+    tmp_left = file(f"{slug}-{'a' * 20}k3j9.tmp", 7_200)
+    other_model = file(f"{slug}-large-{'b' * 20}.onnx", 50_000)
+    unrelated = file("notes.txt", 50_000)
+    removed = onnx_backend.prune(tmp_path, slug, in_use)
+    assert sorted(removed) == sorted([*olds[2:], tmp_left])
+    assert sorted(tmp_path.iterdir()) == sorted([in_use, *olds[:2], other_model, unrelated])
+    assert onnx_backend.prune(tmp_path, slug, in_use) == []  # nothing more to remove
