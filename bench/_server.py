@@ -47,12 +47,13 @@ def local_instance(*, backend: str | None = None) -> Iterator[Instance]:
 
     from memsvc.api.app import create_app
     from memsvc.api.protocol import with_header_timeout
-    from memsvc.config import ModelSettings, Settings
+    from memsvc.config import Settings
     from memsvc.runtime import build_runtime
 
     with tempfile.TemporaryDirectory(prefix="memsvc-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", print_admin_key=False, log_level="warning")
-        runtime = build_runtime(ModelSettings(), backend=backend)  # type: ignore[arg-type]
+        # The environment's model settings (``MEMSVC_MODELS__...``), as ``memsvc serve``.
+        runtime = build_runtime(settings.models, backend=backend)  # type: ignore[arg-type]
         app = create_app(settings, runtime=runtime)
         port = _free_port()
         # The protocol and event loop ``memsvc serve`` runs with (httptools, uvloop).

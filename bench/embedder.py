@@ -1,5 +1,9 @@
 """Raw embedder speed: batched throughput, single-query latency, torch vs ONNX Runtime.
 
+Backends: ``torch``, ``onnx``, and ``onnx-int8`` (the ONNX graph for documents, its int8
+copy for queries: ``models.query_int8``; its query latency and concurrent singles go through
+the query path).
+
 .venv/bin/python bench/embedder.py --n 512 --rounds 3 --out bench-embedder.json
 """
 
@@ -26,10 +30,10 @@ from memsvc.runtime.selftest import (
 
 
 def concurrent_rate(runtime: ModelRuntime, texts: list[str]) -> float:
-    """Texts/s when every text is its own concurrent request through the micro-batcher."""
+    """Texts/s when every text is its own concurrent query through the micro-batcher."""
 
     async def main() -> None:
-        await asyncio.gather(*(runtime.embed_one(t) for t in texts))
+        await asyncio.gather(*(runtime.embed_query(t) for t in texts))
 
     asyncio.run(main())  # warm-up: starts the worker thread
     start = time.perf_counter()
@@ -45,7 +49,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--queries", type=int, default=100, help="single-query calls")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--backends", default="torch,onnx")
+    parser.add_argument("--backends", default="torch,onnx,onnx-int8")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
@@ -60,11 +64,13 @@ def main() -> None:
             args.model,
             device=args.device,
             batch_size=args.batch_size,
-            backend=name,  # type: ignore[arg-type]
+            backend=name.removesuffix("-int8"),
             cache_dir=args.cache_dir,
+            query_int8=name.endswith("-int8"),
         )
-        if model.backend != name:
-            print(f"{name}: unavailable, fell back to {model.backend}; skipped", file=sys.stderr)
+        if model.query_backend != name:
+            fell = model.query_backend
+            print(f"{name}: unavailable, fell back to {fell}; skipped", file=sys.stderr)
             continue
         models[name] = model
         print(f"{name}: loaded in {time.perf_counter() - start:.1f}s", file=sys.stderr)
@@ -75,7 +81,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, model in models.items():
             samples[name]["rate"].append(throughput(model.embed, texts, args.batch_size))
-            samples[name]["lat"].extend(latencies_ms(model.embed, queries))
+            samples[name]["lat"].extend(latencies_ms(model.embed_queries, queries))
             runtime = ModelRuntime(model, batch_size=args.batch_size, batch_wait_ms=2.0)
             try:
                 samples[name]["concurrent"].append(concurrent_rate(runtime, texts))
@@ -100,11 +106,11 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "backends": results,
     }
-    header = f"{'backend':8} {'batched/s':>10} {'conc/s':>8} {'p50 ms':>8} {'p95 ms':>8}"
+    header = f"{'backend':9} {'batched/s':>10} {'conc/s':>8} {'p50 ms':>8} {'p95 ms':>8}"
     print(header)
     for name, r in results.items():
         print(
-            f"{name:8} {r['texts_per_s_batched']:>10} {r['texts_per_s_concurrent_singles']:>8} "
+            f"{name:9} {r['texts_per_s_batched']:>10} {r['texts_per_s_concurrent_singles']:>8} "
             f"{r['query_ms_p50']:>8} {r['query_ms_p95']:>8}"
         )
     if args.out:

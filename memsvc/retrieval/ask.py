@@ -252,7 +252,7 @@ class Asker:
 
     async def retrieve(self, queries: Sequence[str], weight: float) -> list[uuid.UUID]:
         """Search each query; fold its hits into the pool. The ids new to the pool."""
-        vecs = await self.runtime.embed(list(queries))
+        vecs = await self.runtime.embed_queries(list(queries))
         new: list[uuid.UUID] = []
         for q, vec in zip(queries, vecs, strict=True):
             self.check_deadline()

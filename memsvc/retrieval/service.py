@@ -60,7 +60,7 @@ class Planned:
 
 async def _embed(runtime: ModelRuntime, query: str) -> np.ndarray:
     with timing.phase("embed"):
-        return await runtime.embed_one(query)
+        return await runtime.embed_query(query)
 
 
 def plan_search(request: SearchRequest, *, runtime: ModelRuntime, settings: Settings) -> Planned:

@@ -16,6 +16,7 @@ from memsvc.config import ModelSettings
 from memsvc.errors import ServiceUnavailable
 from memsvc.runtime.base import (
     Embedder,
+    QueryEmbedder,
     Reranker,
     Scores,
     TokenCounter,
@@ -64,6 +65,8 @@ class RuntimeInfo(TypedDict):
 
     device: str
     backend: str
+    # What embeds search queries: the backend, or "onnx-int8" (``models.query_int8``).
+    query_backend: str
     embedder: str
     embedding_dim: int
     reranker: str | None
@@ -90,6 +93,18 @@ class ModelRuntime:
         self._embed_batcher: MicroBatcher[str] = MicroBatcher(
             embedder.embed, batch_size=batch_size, wait_ms=batch_wait_ms, name="memsvc-embed"
         )
+        # Search queries go apart when the embedder has a path of its own for them (the int8
+        # graph): they never wait behind a write's queued batches, nor it behind them.
+        self._query_batcher = self._embed_batcher
+        if isinstance(embedder, QueryEmbedder) and getattr(embedder, "query_backend", None) != (
+            getattr(embedder, "backend", None)
+        ):
+            self._query_batcher = MicroBatcher(
+                embedder.embed_queries,
+                batch_size=batch_size,
+                wait_ms=batch_wait_ms,
+                name="memsvc-query",
+            )
         self._rerank_batcher: MicroBatcher[tuple[str, str]] | None = None
         if reranker is not None:
             self._rerank_batcher = MicroBatcher(
@@ -102,6 +117,16 @@ class ModelRuntime:
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """(n, dim) unit vectors for texts, batched with concurrent requests."""
         return await self._embed_batcher.run(texts)
+
+    async def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """(n, dim) unit vectors for search queries, to compare with stored vectors (never to
+        store): the embedder's query path when it has one (``models.query_int8``)."""
+        return await self._query_batcher.run(texts)
+
+    async def embed_query(self, text: str) -> Vectors:
+        """The (dim,) unit vector of one search query (``embed_queries``)."""
+        rows = await self._query_batcher.run([text])
+        return rows.reshape(rows.shape[1])
 
     async def lengths(self, texts: Sequence[str]) -> list[int]:
         """What each text costs in a model batch (``by_length``): its tokens when the embedder
@@ -136,6 +161,9 @@ class ModelRuntime:
         return RuntimeInfo(
             device=self.embedder.device,
             backend=str(getattr(self.embedder, "backend", "custom")),
+            query_backend=str(
+                getattr(self.embedder, "query_backend", getattr(self.embedder, "backend", "custom"))
+            ),
             embedder=self.embedder.model_name,
             embedding_dim=self.embedder.dim,
             reranker=self.reranker.model_name if self.reranker else None,
@@ -168,6 +196,8 @@ class ModelRuntime:
     def close(self) -> None:
         """Stop the batch workers; pending requests fail with ServiceUnavailable."""
         self._embed_batcher.close()
+        if self._query_batcher is not self._embed_batcher:
+            self._query_batcher.close()
         if self._rerank_batcher is not None:
             self._rerank_batcher.close()
 
@@ -194,6 +224,7 @@ def build_runtime(
                 batch_size=settings.batch_size,
                 backend=chosen,
                 cache_dir=cache_dir or settings.cache_dir,
+                query_int8=settings.query_int8,
             ),
         )
         reranker = None

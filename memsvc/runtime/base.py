@@ -36,6 +36,15 @@ class TokenCounter(Protocol):
         ...
 
 
+@runtime_checkable
+class QueryEmbedder(Protocol):
+    """An embedder with a path of its own for search queries (``embed_queries``)."""
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """Query vectors, comparable with ``embed``'s, never stored."""
+        ...
+
+
 class Reranker(Protocol):
     """Scores (query, document) pairs; higher means more relevant."""
 

@@ -48,6 +48,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 64,
         backend: Backend = DEFAULT_BACKEND,
         cache_dir: Path | None = None,
+        query_int8: bool = False,
     ) -> None:
         if backend not in BACKENDS:
             raise ServiceUnavailable(f"unknown embedder backend {backend!r}; use {BACKENDS}")
@@ -75,11 +76,16 @@ class SentenceTransformerEmbedder:
         self._counter = copy.deepcopy(model.tokenizer)
         self._counter_lock = threading.Lock()
         self._onnx: onnx_backend.OnnxSentenceEncoder | None = None
+        # Queries (``embed_queries``) through an int8 copy of the ONNX graph, when asked for.
+        self._onnx_queries: onnx_backend.OnnxSentenceEncoder | None = None
         self.backend = "torch"
         if self._wants_onnx(backend):
             self._onnx = self._load_onnx(path, cache_dir or onnx_backend.default_cache_dir())
             if self._onnx is not None:
                 self.backend = "onnx"
+                if query_int8:
+                    self._onnx_queries = onnx_backend.load_int8(self._model, self._onnx)
+        self.query_backend = "onnx-int8" if self._onnx_queries is not None else self.backend
 
     def _wants_onnx(self, backend: Backend) -> bool:
         if backend == "torch":
@@ -126,6 +132,18 @@ class SentenceTransformerEmbedder:
                 out[idx] = raw
         # fp16 on CUDA comes back as float16; renormalising in float32 keeps norms at 1.
         return l2_normalize(out)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """Embed search queries: through the int8 graph when it is loaded (``query_int8``),
+        else as ``embed``. Its vectors are compared with stored ones, never stored.
+
+        The int8 graph runs one query a call: it quantises activations over the whole batch
+        (padding included), so a query batched with others would get a vector that depends on
+        its batch-mates, and the same search could rank differently under load."""
+        if self._onnx_queries is None or not texts:
+            return self.embed(texts)
+        with self._lock:  # the graphs share the model's tokenizer
+            return np.concatenate([self._onnx_queries.encode([text], 1) for text in texts])
 
     def batches(self, texts: Sequence[str]) -> list[list[int]]:
         """The model calls that embed ``texts`` (``batching.padded_batches`` over their token

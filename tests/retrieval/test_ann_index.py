@@ -67,9 +67,9 @@ def ann_jobs(url: str, cube: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def expected_top(runtime: Any, texts: list[str], query: str, k: int) -> list[str]:
+async def expected_top(runtime: Any, texts: list[str], query: str, k: int) -> list[str]:
     vecs = runtime.embed_sync(texts)
-    q = runtime.embed_sync([query])[0]
+    q = await runtime.embed_query(query)  # the query path (the int8 graph by default)
     return [texts[i] for i in np.argsort(-(vecs @ q), kind="stable")[:k]]
 
 
@@ -90,7 +90,7 @@ async def test_large_cube_is_promoted_and_searched_through_the_index(
     cube = await make_cube(service, "large")
     await add(service, cube, *({"content": t} for t in TEXTS))
     query = "a dessert made with apples"
-    want = expected_top(runtime, TEXTS, query, 5)
+    want = await expected_top(runtime, TEXTS, query, 5)
 
     # Above the threshold but not promoted: still exact, and the promotion is queued once.
     first = await search(service, cube, query)

@@ -330,7 +330,7 @@ async def test_exact_path_returns_true_nearest(service: Service, runtime: Any) -
     await add(service, cube, *({"content": t} for t in texts))
     query = "a dessert made with apples and spices"
     vecs = runtime.embed_sync(texts)
-    q = runtime.embed_sync([query])[0]
+    q = await runtime.embed_query(query)  # the query path (the int8 graph by default)
     expected = [texts[i] for i in np.argsort(-(vecs @ q), kind="stable")[:10]]
     body = await search(service, cube, query=query, preset="fast", explain=True)
     assert body["exact"] is True
@@ -514,7 +514,7 @@ async def test_lexical_channel_apart_ranks_as_in_the_search_transaction(
         tenant = (await session.execute(select(Cube.tenant_id).where(Cube.id == cube))).scalar_one()
     request = SearchRequest(query="charity race for Melanie", preset="hybrid", explain=True)
     name, config = presets.resolve(request.preset, None)
-    vec = await runtime.embed_one(request.query)
+    vec = await runtime.embed_query(request.query)
     from memsvc.retrieval import search as search_module
 
     apart = []

@@ -67,6 +67,8 @@ def test_fake_runtime_async_api() -> None:
             vectors = await rt.embed(["a b", "c d"])
             one = await rt.embed_one("a b")
             np.testing.assert_array_equal(one, vectors[0])
+            # An embedder without a query path of its own embeds queries as documents.
+            np.testing.assert_array_equal(await rt.embed_query("a b"), vectors[0])
             assert one.shape == (32,)
             scores = await rt.rerank("a b", ["a", "b c", "z"])
             assert scores is not None
@@ -79,6 +81,7 @@ def test_fake_runtime_async_api() -> None:
         assert rt.info() == {
             "device": "cpu",
             "backend": "fake",
+            "query_backend": "fake",
             "embedder": "fake-embedder",
             "embedding_dim": 32,
             "reranker": "fake-reranker",

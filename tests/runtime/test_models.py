@@ -233,11 +233,59 @@ def test_old_onnx_exports_of_a_model_are_pruned(tmp_path: Path) -> None:
         return path
 
     in_use = file(f"{slug}-{'0' * 20}.onnx", 10_000)  # the oldest, but this install's
+    in_use_q8 = file(f"{slug}-{'0' * 20}.q8.onnx", 10_000)  # its int8 query graph
+    old_q8 = file(f"{slug}-{5:020x}.q8.onnx", 590)  # goes with its own graph
     olds = [file(f"{slug}-{i:020x}.onnx", 100 * (i + 1)) for i in range(1, 6)]
     tmp_left = file(f"{slug}-{'a' * 20}k3j9.tmp", 7_200)
     other_model = file(f"{slug}-large-{'b' * 20}.onnx", 50_000)
     unrelated = file("notes.txt", 50_000)
     removed = onnx_backend.prune(tmp_path, slug, in_use)
-    assert sorted(removed) == sorted([*olds[2:], tmp_left])
-    assert sorted(tmp_path.iterdir()) == sorted([in_use, *olds[:2], other_model, unrelated])
+    assert sorted(removed) == sorted([*olds[2:], old_q8, tmp_left])
+    assert sorted(tmp_path.iterdir()) == sorted(
+        [in_use, in_use_q8, *olds[:2], other_model, unrelated]
+    )
     assert onnx_backend.prune(tmp_path, slug, in_use) == []  # nothing more to remove
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx and onnxruntime packages")
+def test_int8_query_graph_ranks_like_the_float_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    emb = SentenceTransformerEmbedder(
+        device="cpu", backend="onnx", cache_dir=tmp_path, query_int8=True
+    )
+    assert (emb.backend, emb.query_backend) == ("onnx", "onnx-int8")
+    assert len(list(tmp_path.glob("*.q8.onnx"))) == 1
+    docs = emb.embed(TEXTS[:40])
+    queries = TEXTS[40:] + synthetic_sentences(20, seed=11)
+    exact, quick = emb.embed(queries), emb.embed_queries(queries)
+    cosine = (exact * quick).sum(axis=1)
+    # Close ("" and "ok" drift most), but its own graph.
+    assert cosine.min() >= 0.95 and np.median(cosine) >= 0.985 and cosine.max() < 1 - 1e-6
+    # The same nearest document wherever the float scores tell the first from the second.
+    sims = np.sort(docs @ exact.T, axis=0)
+    clear = sims[-1] - sims[-2] > 0.02
+    same = (docs @ exact.T).argmax(axis=0) == (docs @ quick.T).argmax(axis=0)
+    assert clear.sum() >= len(queries) // 2 and same[clear].all()
+
+    runtime = ModelRuntime(emb)
+    try:
+        assert runtime.info()["query_backend"] == "onnx-int8"
+        # A query's vector never depends on the queries it is embedded with.
+        one = asyncio.run(runtime.embed_query(queries[0]))
+        np.testing.assert_array_equal(one, quick[0])
+        np.testing.assert_array_equal(emb.embed_queries(queries[3:6]), quick[3:6])
+        np.testing.assert_allclose(asyncio.run(runtime.embed(queries[:1]))[0], exact[0], atol=1e-5)
+    finally:
+        runtime.close()
+
+    def broken(source: Path, target: Path) -> None:
+        raise RuntimeError("no quantizer")
+
+    monkeypatch.setattr(onnx_backend, "_quantize", broken)
+    fallback = SentenceTransformerEmbedder(
+        device="cpu", backend="onnx", cache_dir=tmp_path / "other", query_int8=True
+    )
+    assert fallback.query_backend == "onnx"  # documents and queries share the float graph
+    assert "int8 query graph unavailable" in caplog.text
+    np.testing.assert_allclose(fallback.embed_queries(queries[:3]), exact[:3], atol=1e-5)
