@@ -36,6 +36,7 @@ from memsvc.state import AppState, KeyCache
 from memsvc.store import tenants
 from memsvc.store.db import Database, migrate, resolve_url
 from memsvc.store.embedded import Supervisor
+from memsvc.store.planner_stats import StatsKeeper
 from memsvc.web import build_router as build_admin_router
 
 log = logging.getLogger("memsvc")
@@ -98,6 +99,9 @@ def create_app(
             supervisor = Supervisor(state.db.server)
             supervisor.start()
             state.extras["pg_supervisor"] = supervisor
+        stats_keeper = StatsKeeper(state.db, interval_s=settings.planner_stats_interval_s)
+        stats_keeper.start()
+        state.extras["planner_stats"] = stats_keeper
         for hook in on_start:
             await hook(state)
         try:
@@ -108,6 +112,7 @@ def create_app(
                     yield
         finally:
             state.ready = False
+            await stats_keeper.stop()
             if supervisor is not None:
                 await supervisor.stop()
             for hook in on_stop:
