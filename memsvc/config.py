@@ -174,7 +174,9 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     ask: AskSettings = Field(default_factory=AskSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
-    # Below this many memories a cube is searched exhaustively (exact scores).
+    # Below this many vectors (memories and their passages) a cube is searched exhaustively
+    # (exact scores); above it the cube is promoted to the HNSW index. BM25 is exact below
+    # this many memories.
     exact_search_threshold: int = 20_000
     # Bulk writes into a cube above it are folded into the HNSW index this many seconds
     # later, by a background job (``memsvc.store.ann``); until then they are scored exactly.

@@ -39,7 +39,7 @@ from memsvc.retrieval.lexicon import Lexicon, candidate_tsquery, thresholds
 from memsvc.retrieval.timeparse import Period
 from memsvc.store.ann import Ranked
 from memsvc.store.caches import caches_of
-from memsvc.store.models import Memory
+from memsvc.store.models import Memory, MemoryPassage
 from memsvc.store.textsearch import TextMatch, plain_match
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -71,10 +71,13 @@ def tsquery_text(query: str) -> str | None:
 
 @dataclass(frozen=True)
 class ScopeStats:
-    """How many memories a search's scope holds (up to a cap) and their mean BM25 length."""
+    """How many memories a search's scope holds (up to a cap), their mean BM25 length, and
+    how many vectors the vector channel would score exactly: the memories' own and their
+    passages' (up to the same cap)."""
 
     n: int
     avgdl: float
+    vectors: int = 0
 
 
 async def cached_scope_stats(
@@ -91,12 +94,22 @@ async def cached_scope_stats(
 
 
 async def scope_stats(session: AsyncSession, base: Select[Any], limit: int) -> ScopeStats:
-    """Count the scope no further than ``limit`` rows; average document length over them."""
+    """Count the scope no further than ``limit`` rows; average document length over them;
+    its vectors (memories and their passages) no further than ``limit`` either. One
+    statement."""
     sub = base.add_columns(Memory.tsv_len.label("dl")).limit(limit).subquery()
+    passages = select(literal(1)).where(MemoryPassage.memory_id.in_(base)).limit(limit).subquery()
     row = (
-        await session.execute(select(func.count(), func.coalesce(func.avg(sub.c.dl), 1.0)))
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.avg(sub.c.dl), 1.0),
+                select(func.count()).select_from(passages).scalar_subquery(),
+            )
+        )
     ).one()
-    return ScopeStats(n=int(row[0]), avgdl=max(float(row[1]), 1.0))
+    n = int(row[0])
+    return ScopeStats(n=n, avgdl=max(float(row[1]), 1.0), vectors=n + int(row[2]))
 
 
 async def ts_rank_channel(

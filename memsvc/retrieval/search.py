@@ -280,12 +280,14 @@ class Scope:
     base: Select[Any]
     # Its size, counted no further than the exact threshold, and mean BM25 length.
     stats: ScopeStats
-    # Small enough to score every memory exactly.
+    # Few enough vectors (memories and their passages) to score every one exactly.
     exact: bool
     # A promoted large cube: vectors through HNSW.
     approximate: bool
     # Full-text matches of large scopes through the cube's GIN index.
     cube_match: TextMatch
+    # Few enough memories (the exact threshold) for exact BM25 over the scope's own rows.
+    small: bool
     # No filters and no ``as_of``: the cube's default scope (prebuilt statements apply).
     plain: bool
     # A new transaction scoped like ``session``, for background refreshes.
@@ -328,7 +330,11 @@ async def open_scope(
         cube_id=cube_id,
         base=base,
         stats=stats,
-        exact=stats.n <= exact_threshold,
+        # What an exact search scores is every vector of the scope: a cube of long
+        # messages holds about ten sentence passages a memory (LongMemEval: 10k memories,
+        # about 100k vectors; fast p50 84 ms scored exactly).
+        exact=stats.vectors <= exact_threshold,
+        small=stats.n <= exact_threshold,
         approximate=False,
         cube_match=textsearch.cube_match(tenant_id, cube_id),
         plain=request.as_of is None and (request.filters or _DEFAULT_FILTERS) == _DEFAULT_FILTERS,
@@ -364,7 +370,7 @@ async def _fulltext(
     """
     session, base, stats = scope.session, scope.base, scope.stats
     query, as_of = request.query, request.as_of
-    large = stats.n > LEXICON_MIN_SCOPE or not scope.exact
+    large = stats.n > LEXICON_MIN_SCOPE or not scope.small
     match = scope.cube_match if large else plain_match
     if scorer == "ts_rank":
         return await ts_rank_channel(session, base, query, depth, match=match)
@@ -374,7 +380,7 @@ async def _fulltext(
         return await bm25_channel(
             session, base, query, depth, stats, lexicon=lexicon, match=match, facts=facts, into=into
         )
-    if scope.exact:
+    if scope.small:
         return await bm25_channel(
             session, base, query, depth, stats, match=match, facts=facts, into=into
         )

@@ -14,7 +14,6 @@ reconnects by itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -22,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from memsvc.store.background import Background
 
 log = logging.getLogger("memsvc.store.embedded")
 
@@ -92,26 +93,17 @@ def restart_embedded(server: Any) -> None:
         server.ensure_postgres_running()
 
 
-class Supervisor:
+class Supervisor(Background):
     """Restarts the embedded postmaster when it dies, while the app runs."""
 
+    task_name = "memsvc-pg-supervisor"
+
     def __init__(self, server: Any, *, interval_s: float = 1.0) -> None:
+        super().__init__()
         self.server = server
         self.interval_s = interval_s
         self.restarts = 0
         self.last_restart_s: float | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._watch(), name="memsvc-pg-supervisor")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def check(self) -> bool:
         """Restart Postgres if it is down; True when it had to."""
@@ -125,7 +117,7 @@ class Supervisor:
         log.warning("embedded postgres restarted in %.1fs", self.last_restart_s)
         return True
 
-    async def _watch(self) -> None:
+    async def run(self) -> None:
         delay = self.interval_s
         while True:
             await asyncio.sleep(delay)

@@ -15,13 +15,13 @@ never make a tenth of them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
 
+from memsvc.store.background import Background
 from memsvc.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -81,28 +81,23 @@ async def refresh(db: Database, tables: Sequence[str] = TABLES) -> list[str]:
     return names
 
 
-class StatsKeeper:
-    """Runs ``refresh`` every ``interval_s`` while the app runs; errors are logged, never
-    raised (a database outage is the health check's business)."""
+class StatsKeeper(Background):
+    """Runs ``refresh`` every ``interval_s`` while the app runs (0: never); errors are
+    logged, never raised (a database outage is the health check's business)."""
+
+    task_name = "memsvc-planner-stats"
 
     def __init__(self, db: Database, *, interval_s: float = 5.0) -> None:
+        super().__init__()
         self.db = db
         self.interval_s = interval_s
         self.analysed = 0
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        if self._task is None and self.interval_s > 0:
-            self._task = asyncio.create_task(self._loop(), name="memsvc-planner-stats")
+        if self.interval_s > 0:
+            super().start()
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _loop(self) -> None:
+    async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
             try:

@@ -276,3 +276,35 @@ async def test_planner_uses_the_partial_hnsw_index_of_passages(
         cube,
     )
     assert "ix_memory_passage_embedding_ann" in plan
+
+
+async def test_a_few_long_memories_are_promoted_by_their_passages(
+    service: Service, database_url: str
+) -> None:
+    """Exact search scores every vector: a cube of few memories with many sentence passages
+    (long messages) is promoted like a cube of many memories."""
+    cube = await make_cube(service, "long")
+    long = [
+        " ".join(f"On day {d} {t.lower()} again." for d in range(1, 5)) for t in TEXTS[:4]
+    ]  # 4 memories, 4 sentences each: 4 + 16 vectors > 12
+    await add(service, cube, *({"content": t} for t in long))
+    assert (
+        sql(database_url, "SELECT count(*) FROM memory_passage WHERE cube_id = :c", c=cube)[0][0]
+        == 16
+    )
+    first = await search(service, cube, "apple pie")
+    assert first["exact"] is True
+    assert first["notes"] == [
+        "cube above the exact-search threshold: its HNSW index is being built"
+    ]
+    await worker_for(service).run_until_idle()
+    assert ann_jobs(database_url, cube) == ["done"]
+    body = await search(service, cube, "apple pie")
+    assert body["exact"] is False and body["notes"] == []
+    assert "apple pie" in body["results"][0]["memory"]["content"]
+
+    # Four short memories (four vectors) stay below the threshold.
+    short = await make_cube(service, "short")
+    await add(service, short, *({"content": t} for t in TEXTS[:4]))
+    assert (await search(service, short, "apple pie"))["exact"] is True
+    assert ann_jobs(database_url, short) == []
