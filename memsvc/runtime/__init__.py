@@ -135,11 +135,6 @@ class ModelRuntime:
             return [len(text) for text in texts]
         return await asyncio.to_thread(self.embedder.token_counts, list(texts))
 
-    async def embed_one(self, text: str) -> Vectors:
-        """The (dim,) unit vector of one text."""
-        rows = await self._embed_batcher.run([text])
-        return rows.reshape(rows.shape[1])
-
     async def rerank(self, query: str, docs: Sequence[str]) -> Scores | None:
         """One score per document, or None when no reranker is configured."""
         if self._rerank_batcher is None:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from memsvc.store.background import Background
 from memsvc.store.db import Database
@@ -58,22 +59,27 @@ class TableChange:
         return self.changed >= MIN_CHANGED and self.changed >= MIN_SHARE * self.rows
 
 
-async def stale_tables(db: Database, tables: Sequence[str] = TABLES) -> list[TableChange]:
-    """The tables whose statistics lag far behind what was written since."""
-    async with db.engine.connect() as conn:
-        rows = (await conn.execute(_CHANGED, {"tables": list(tables)})).all()
+async def _stale(conn: AsyncConnection, tables: Sequence[str]) -> list[TableChange]:
+    rows = (await conn.execute(_CHANGED, {"tables": list(tables)})).all()
     changes = [TableChange(r.relname, int(r.n_mod_since_analyze), int(r.n_live_tup)) for r in rows]
     return [c for c in changes if c.stale]
 
 
-async def refresh(db: Database, tables: Sequence[str] = TABLES) -> list[str]:
-    """Analyse the stale ones among ``tables``; the names analysed. A database user that
-    does not own a table gets a warning from Postgres for it, not an error."""
-    stale = await stale_tables(db, tables)
-    if not stale:
-        return []
-    names = [c.table for c in stale]
+async def stale_tables(db: Database, tables: Sequence[str] = TABLES) -> list[TableChange]:
+    """The tables whose statistics lag far behind what was written since."""
     async with db.engine.connect() as conn:
+        return await _stale(conn, tables)
+
+
+async def refresh(db: Database, tables: Sequence[str] = TABLES) -> list[str]:
+    """Analyse the stale ones among ``tables`` (one connection for the check and the
+    ANALYZE); the names analysed. A database user that does not own a table gets a warning
+    from Postgres for it, not an error."""
+    async with db.engine.connect() as conn:
+        stale = await _stale(conn, tables)
+        if not stale:
+            return []
+        names = [c.table for c in stale]
         # Names from the fixed TABLES list only, never from input.
         await conn.execute(text(f"ANALYZE {', '.join(names)}"))
         await conn.commit()
