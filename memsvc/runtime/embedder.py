@@ -77,7 +77,7 @@ class SentenceTransformerEmbedder:
         self._counter_lock = threading.Lock()
         self._onnx: onnx_backend.OnnxSentenceEncoder | None = None
         # Queries (``embed_queries``) through an int8 copy of the ONNX graph, when asked for.
-        self._onnx_queries: onnx_backend.OnnxSentenceEncoder | None = None
+        self._onnx_queries: onnx_backend.QueryEncoder | None = None
         self.backend = "torch"
         if self._wants_onnx(backend):
             self._onnx = self._load_onnx(path, cache_dir or onnx_backend.default_cache_dir())
@@ -142,8 +142,9 @@ class SentenceTransformerEmbedder:
         its batch-mates, and the same search could rank differently under load."""
         if self._onnx_queries is None or not texts:
             return self.embed(texts)
-        with self._lock:  # the graphs share the model's tokenizer
-            return np.concatenate([self._onnx_queries.encode([text], 1) for text in texts])
+        # No lock: the query graph has its own tokenizer and session (``QueryEncoder``), so a
+        # query never waits for a write's batch.
+        return np.concatenate([self._onnx_queries.encode_one(text) for text in texts])
 
     def batches(self, texts: Sequence[str]) -> list[list[int]]:
         """The model calls that embed ``texts`` (``batching.padded_batches`` over their token

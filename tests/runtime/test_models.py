@@ -268,6 +268,20 @@ def test_int8_query_graph_ranks_like_the_float_one(
     same = (docs @ exact.T).argmax(axis=0) == (docs @ quick.T).argmax(axis=0)
     assert clear.sum() >= len(queries) // 2 and same[clear].all()
 
+    # The query path tokenises on its own copy of the tokenizer, as the model does (long
+    # texts truncated alike), and gives the graph's own vectors.
+    encoder = emb._onnx_queries
+    assert encoder is not None
+    for text in [*queries[:5], " ".join(["memory"] * 600), "Gästebuch: naïve café 東京", ""]:
+        want = onnx_backend._tokenize(emb._model, [text])
+        got = encoder.features(text)
+        assert set(got) <= set(want)
+        for name, ids in got.items():
+            np.testing.assert_array_equal(ids, want[name].numpy())
+        np.testing.assert_allclose(
+            encoder.encode_one(text), encoder.graph.encode([text], 1), atol=1e-5
+        )
+
     runtime = ModelRuntime(emb)
     try:
         assert runtime.info()["query_backend"] == "onnx-int8"
