@@ -166,7 +166,7 @@ def _nearest_query(
     # Ordered by the selected distance itself (computed once a row: ordering by the
     # expression again computed it twice, 16% of an exact 10k scan). The HNSW index is over
     # the half-precision expression of flagged rows only, so no plan here can use it.
-    d = Memory.embedding.cosine_distance(vec).label("d")
+    d = exact_distance(Memory.embedding, vec).label("d")
     scoped = base.add_columns(d).where(Memory.embedding.is_not(None))
     parts: list[Select[Any]] = []
     if not approximate:
@@ -187,6 +187,15 @@ def _nearest_query(
         else:
             parts.extend(_indexed_passages(base, vec, depth, cube_id))
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+
+
+def exact_distance(column: Any, vec: np.ndarray | BindParameter[Any]) -> ColumnElement[Any]:
+    """The cosine distance of stored vectors to ``vec``, as ``1 - inner product``: every
+    stored vector is unit-norm (the embedder's, or an import's normalised on the way in:
+    ``memsvc.store.transfer.decode_vector``), and pgvector's inner product skips the two
+    norms cosine computes per row (an exact scan of 10k vectors: 3.4 -> 2.8 ms)."""
+    distance: ColumnElement[Any] = literal(1.0) + column.max_inner_product(vec)
+    return distance
 
 
 def _half_distance(column: Any, vec: np.ndarray | BindParameter[Any]) -> ColumnElement[Any]:
@@ -213,7 +222,7 @@ def _best_passages(
 ) -> Select[Any]:
     """Memories' passages scored exactly: each memory's best passage distance, closest
     first (``unindexed_only``: only those not yet in the HNSW index)."""
-    pdist = func.min(MemoryPassage.embedding.cosine_distance(vec))
+    pdist: Any = func.min(exact_distance(MemoryPassage.embedding, vec))
     stmt = select(MemoryPassage.memory_id, pdist.label("d")).where(
         MemoryPassage.cube_id == cube_id, MemoryPassage.memory_id.in_(base)
     )
@@ -238,7 +247,7 @@ def _indexed_passages(
     indexed = (
         select(
             MemoryPassage.memory_id.label("id"),
-            MemoryPassage.embedding.cosine_distance(vec).label("d"),
+            exact_distance(MemoryPassage.embedding, vec).label("d"),
         )
         .where(
             MemoryPassage.ann,

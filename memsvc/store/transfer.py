@@ -9,6 +9,7 @@ twice writes once, which is what makes a resumed import safe.
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -60,7 +61,9 @@ def encode_vector(vec: Any) -> str:
 
 
 def decode_vector(data: str) -> np.ndarray | None:
-    """The embedding of ``encode_vector``, or None when it is not one of ours (size, NaN)."""
+    """The embedding of ``encode_vector``, unit-norm as every stored vector is (search
+    scores by inner product: ``memsvc.store.ann.exact_distance``), or None when it is not
+    one of ours (size, NaN, zero): the memory is then embedded again."""
     try:
         raw = base64.b64decode(data, validate=True)
     except ValueError:
@@ -68,7 +71,13 @@ def decode_vector(data: str) -> np.ndarray | None:
     if len(raw) != 4 * EMBEDDING_DIM:
         return None
     vec = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-    return vec if bool(np.isfinite(vec).all()) else None
+    if not bool(np.isfinite(vec).all()):
+        return None
+    norm = float(np.linalg.norm(vec))
+    if not (norm > 1e-6 and math.isfinite(norm)):
+        return None
+    # Ours are unit-norm already and come back bit for bit; others are scaled to unit.
+    return vec if abs(norm - 1.0) <= 1e-4 else (vec / norm).astype(np.float32)
 
 
 @asynccontextmanager
