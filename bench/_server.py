@@ -41,12 +41,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_instance(*, backend: str | None = None) -> Iterator[Instance]:
-    """Start memsvc on a loopback port over a fresh embedded database; stop it after."""
+def local_instance(*, backend: str | None = None, worker: bool = False) -> Iterator[Instance]:
+    """Start memsvc on a loopback port over a fresh embedded database; stop it after.
+    ``worker``: with the in-process job worker, as ``memsvc serve`` runs it (enrichment and
+    index jobs then run beside the requests); without it (the default) jobs wait."""
     import uvicorn
 
     from memsvc.api.app import create_app
     from memsvc.api.protocol import with_header_timeout
+    from memsvc.cli import worker_hooks
     from memsvc.config import Settings
     from memsvc.runtime import build_runtime
 
@@ -54,7 +57,8 @@ def local_instance(*, backend: str | None = None) -> Iterator[Instance]:
         settings = Settings(data_dir=Path(tmp) / "data", print_admin_key=False, log_level="warning")
         # The environment's model settings (``MEMSVC_MODELS__...``), as ``memsvc serve``.
         runtime = build_runtime(settings.models, backend=backend)  # type: ignore[arg-type]
-        app = create_app(settings, runtime=runtime)
+        on_start, on_stop = worker_hooks(settings) if worker else ((), ())
+        app = create_app(settings, runtime=runtime, on_start=on_start, on_stop=on_stop)
         port = _free_port()
         # The protocol and event loop ``memsvc serve`` runs with (httptools, uvloop).
         server = uvicorn.Server(
