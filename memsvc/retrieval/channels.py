@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from memsvc.retrieval.lexicon import Lexicon, candidate_tsquery, thresholds
 from memsvc.retrieval.timeparse import Period
-from memsvc.store.ann import Ranked
+from memsvc.store.ann import Ranked, exact_distance
 from memsvc.store.caches import caches_of
 from memsvc.store.models import Memory, MemoryPassage
 from memsvc.store.textsearch import TextMatch, plain_match
@@ -374,7 +374,7 @@ async def time_channel(
         return []
     stmt = base.where(Memory.occurred_at.is_not(None), or_(*(_in_period(p) for p in periods)))
     if vec is not None:
-        dist = Memory.embedding.cosine_distance(vec)
+        dist = exact_distance(Memory.embedding, vec)
         stmt = stmt.add_columns((1 - dist).label("s")).order_by(dist + 0, Memory.id)
         rows = (await session.execute(stmt.limit(depth))).all()
         return [(mid, float(s) if s is not None else 0.0) for mid, s in rows]
