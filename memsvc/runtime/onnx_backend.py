@@ -110,7 +110,8 @@ class OnnxSentenceEncoder:
         self._session = ort.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )
-        self._inputs = [node.name for node in self._session.get_inputs()]
+        # The graph's input names, in the order it declares them.
+        self.inputs = [node.name for node in self._session.get_inputs()]
         self._model = model
         self.path = onnx_path
 
@@ -124,14 +125,17 @@ class OnnxSentenceEncoder:
         for batch in batches:
             idx = list(batch)
             features = _tokenize(self._model, [items[i] for i in idx])
-            feed = {name: features[name].numpy() for name in self._inputs}
-            raw = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+            raw = self.run({name: features[name].numpy() for name in self.inputs})
             if out is None:
                 out = np.empty((len(items), raw.shape[1]), dtype=np.float32)
             out[idx] = raw
         if out is None:
             raise ValueError("encode() needs at least one text")
         return l2_normalize(out)
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The graph's raw (unnormalised) float32 rows for a batch of model inputs."""
+        return np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
 
 
 class QueryEncoder:
@@ -152,7 +156,6 @@ class QueryEncoder:
         from tokenizers import Tokenizer
 
         self.graph = OnnxSentenceEncoder(model, onnx_path, threads=1)
-        self.path = onnx_path
         backend = getattr(model.tokenizer, "backend_tokenizer", None)
         if backend is None:
             raise ValueError("the model's tokenizer is not a fast tokenizer")
@@ -162,7 +165,6 @@ class QueryEncoder:
         if max_length is None:
             raise ValueError("the model has no maximum sequence length to truncate at")
         self._tokenizer.enable_truncation(max_length=int(max_length))
-        self._inputs = self.graph._inputs
 
     def features(self, text: str) -> dict[str, np.ndarray]:
         """The graph's inputs for one text (a batch of one), as ``model.preprocess`` gives."""
@@ -172,12 +174,11 @@ class QueryEncoder:
             "attention_mask": enc.attention_mask,
             "token_type_ids": enc.type_ids,
         }
-        return {name: np.asarray([columns[name]], dtype=np.int64) for name in self._inputs}
+        return {name: np.asarray([columns[name]], dtype=np.int64) for name in self.graph.inputs}
 
     def encode_one(self, text: str) -> Vectors:
         """The (1, dim) unit vector of one text."""
-        raw = self.graph._session.run(None, self.features(text))[0]
-        return l2_normalize(np.asarray(raw, dtype=np.float32))
+        return l2_normalize(self.graph.run(self.features(text)))
 
 
 def export(model: SentenceTransformer, target: Path) -> None:
