@@ -178,6 +178,12 @@ class Settings(BaseSettings):
     # (exact scores); above it the cube is promoted to the HNSW index. BM25 is exact below
     # this many memories.
     exact_search_threshold: int = 20_000
+    # Exact search scores the vectors of a cube of at least ``vector_cache_min`` of them
+    # from a copy kept in the process (``memsvc.store.vector_cache``: used only while the
+    # database says it is current), within ``vector_cache_mb`` per process (a 10k-memory
+    # cube takes about 16 MB). 0: always scored in Postgres.
+    vector_cache_mb: int = Field(default=256, ge=0)
+    vector_cache_min: int = Field(default=2_000, ge=0)
     # Bulk writes into a cube above it are folded into the HNSW index this many seconds
     # later, by a background job (``memsvc.store.ann``); until then they are scored exactly.
     ann_fold_delay_s: float = 10.0

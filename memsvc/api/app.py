@@ -37,6 +37,7 @@ from memsvc.store import tenants
 from memsvc.store.db import Database, migrate, resolve_url
 from memsvc.store.embedded import Supervisor
 from memsvc.store.planner_stats import StatsKeeper
+from memsvc.store.vector_cache import VectorCache, single_threaded_blas
 from memsvc.web import build_router as build_admin_router
 
 log = logging.getLogger("memsvc")
@@ -64,6 +65,11 @@ async def open_state(settings: Settings, *, runtime: ModelRuntime | None = None)
     url, server = await asyncio.to_thread(resolve_url, settings)
     await asyncio.to_thread(migrate, url)
     db = Database.connect(url, server=server, hide_parameters=not settings.log.debug_content)
+    db.caches.vectors = VectorCache(
+        max_bytes=settings.vector_cache_mb * 1024 * 1024, min_vectors=settings.vector_cache_min
+    )
+    if db.caches.vectors.enabled:
+        single_threaded_blas()
     await db.detect_rls()
     await db.warn_if_superuser()
     async with db.transaction() as session:

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Row, Select, bindparam, literal, select
+from sqlalchemy import ColumnElement, Row, Select, any_, bindparam, literal, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import QueuePool
 
@@ -41,7 +43,7 @@ from memsvc.schemas import (
     SearchResponse,
     SearchResult,
 )
-from memsvc.store import ann, context, textsearch
+from memsvc.store import ann, context, textsearch, vector_cache
 from memsvc.store import memories as store
 from memsvc.store.ann import Ranked
 from memsvc.store.caches import caches_of
@@ -293,6 +295,9 @@ class Scope:
     # A new transaction scoped like ``session``, for background refreshes.
     reopen: Reopen | None
     notes: list[str] = field(default_factory=list)
+    # The database's generation of the cube's vectors, read with the cube check (None:
+    # unknown; the vectors are then scored in SQL). See ``memsvc.store.vector_cache``.
+    vector_gen: int | None = None
 
 
 async def open_scope(
@@ -304,6 +309,7 @@ async def open_scope(
     vector: bool,
     exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
     reopen: Reopen | None = None,
+    vector_gen: int | None = None,
 ) -> Scope:
     """Size the scope (cached per cube write generation) and pick exact or HNSW search;
     a large cube not yet promoted has its promotion queued."""
@@ -339,6 +345,7 @@ async def open_scope(
         cube_match=textsearch.cube_match(tenant_id, cube_id),
         plain=request.as_of is None and (request.filters or _DEFAULT_FILTERS) == _DEFAULT_FILTERS,
         reopen=reopen,
+        vector_gen=vector_gen,
     )
     if not scope.exact and vector:
         # Large cube: HNSW once the cube is promoted; until then exact scores, and the
@@ -473,6 +480,8 @@ async def _vector_channels(
     split = config.passages is not None
     if config.vector is not None and query_vec is not None:
         now = asked_at(request)
+        if not split and await _kept_vectors(scope, query_vec, config.vector.depth, now, cands):
+            return
         prepared = None
         if scope.plain:  # the prebuilt statement stands for the scope and the facts
             params = {"tenant_id": scope.tenant_id, "cube_id": scope.cube_id, "now": now}
@@ -491,6 +500,62 @@ async def _vector_channels(
         cands.by_channel["passage"] = await ann.nearest_passages(
             session, base, query_vec, config.passages.depth, cube_id=scope.cube_id
         )
+
+
+@functools.cache
+def _kept_load() -> Select[Any]:
+    """The statement loading a cube's default scope into the process (built once)."""
+    tenant: ColumnElement[uuid.UUID] = bindparam("tenant_id")
+    cube: ColumnElement[uuid.UUID] = bindparam("cube_id")
+    base = _scoped(select(Memory.id), tenant_id=tenant, cube_id=cube, filters=None, as_of=None)
+    return vector_cache.load_statement(base, cube, tenant)
+
+
+@functools.cache
+def _kept_facts() -> Select[Any]:
+    """Candidates from kept vectors, read back within the cube's default scope with their
+    ranking facts (built once; ids as one array parameter)."""
+    tenant: ColumnElement[uuid.UUID] = bindparam("tenant_id")
+    cube: ColumnElement[uuid.UUID] = bindparam("cube_id")
+    stmt = select(Memory.id, *_facts(bindparam("now")))
+    stmt = _scoped(stmt, tenant_id=tenant, cube_id=cube, filters=None, as_of=None)
+    ids = bindparam("ids", type_=postgresql.ARRAY(PG_UUID(as_uuid=True)))
+    return stmt.where(Memory.id == any_(ids))
+
+
+async def _kept_vectors(
+    scope: Scope, query_vec: np.ndarray, depth: int, now: datetime, cands: Candidates
+) -> bool:
+    """The vector channel from the cube's vectors kept in the process, when the scope is
+    the cube's default one, scored exactly, and the copy is at the database's generation
+    (``memsvc.store.vector_cache``); otherwise False, and a copy is loaded in the
+    background for the next searches when the cube is worth keeping."""
+    kept = caches_of(scope.session).vectors
+    if not (scope.exact and scope.plain and scope.vector_gen is not None):
+        return False
+    if not kept.keeps(scope.stats.vectors):
+        return False
+    key = (scope.tenant_id, scope.cube_id)
+    matrix = kept.get(key, scope.vector_gen)
+    if matrix is None:
+        if scope.reopen is not None and kept.wants(key, scope.stats.vectors):
+            scoped = {"tenant_id": scope.tenant_id, "cube_id": scope.cube_id}
+            load = kept.load(key, scope.reopen, _kept_load(), scoped)
+            caches_of(scope.session).spawn(asyncio.ensure_future(load))
+        return False
+    ranked = matrix.nearest(query_vec, depth)
+    params: dict[str, Any] = {
+        "tenant_id": scope.tenant_id,
+        "cube_id": scope.cube_id,
+        "now": now,
+        "ids": [mid for mid, _ in ranked],
+    }
+    rows = (await scope.session.execute(_kept_facts(), params)).all()
+    facts = {row.id: row for row in rows}
+    cands.by_channel["vector"] = [(mid, score) for mid, score in ranked if mid in facts]
+    cands.unindexed = 0
+    cands.facts = facts
+    return True
 
 
 async def _rerank(
@@ -536,6 +601,7 @@ async def rank(
     exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
     reopen: Reopen | None = None,
     ranker: Ranker | None = None,
+    vector_gen: int | None = None,
 ) -> Ranking:
     """Run the configured channels and order their candidates (fused, signals or the
     learned ranker): ids and scores, best first."""
@@ -547,6 +613,7 @@ async def rank(
         vector=config.vector is not None,
         exact_threshold=exact_threshold,
         reopen=reopen,
+        vector_gen=vector_gen,
     )
     cands = await gather(scope, request, config, query_vec)
     if scope.approximate and cands.unindexed >= ann.TAIL_REPROMOTE:
@@ -571,9 +638,11 @@ async def search(
     exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
     reopen: Reopen | None = None,
     ranker: Ranker | None = None,
+    vector_gen: int | None = None,
 ) -> SearchResponse:
     """Run the configured channels, fuse, optionally rerank, and load the top results.
-    ``reopen``: a new transaction scoped like ``session``, for background refreshes."""
+    ``reopen``: a new transaction scoped like ``session``, for background refreshes;
+    ``vector_gen``: the cube's ``vector_gen`` as its check read it (kept vectors apply)."""
     started = time.perf_counter()
     ranking = await rank(
         session,
@@ -585,6 +654,7 @@ async def search(
         exact_threshold=exact_threshold,
         reopen=reopen,
         ranker=ranker,
+        vector_gen=vector_gen,
     )
     fused, cands, scope = ranking.fused, ranking.cands, ranking.scope
     head_n = max(request.top_k, config.rerank_depth if rerank and config.rerank else 0)

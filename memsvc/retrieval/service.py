@@ -84,10 +84,12 @@ async def search_cube(
     request: SearchRequest,
     db: Database | None = None,
     planned: Planned | None = None,
+    vector_gen: int | None = None,
 ) -> SearchResponse:
     """Check limits, resolve the strategy, embed the query and run the search (``planned``:
     all but the search done or under way already). With ``db`` a large scope's stale
-    lexicon is refreshed in the background, not by this search."""
+    lexicon is refreshed in the background, not by this search, and so is the copy of a
+    cube's vectors kept for exact search at ``vector_gen`` (``CubeRef.vector_gen``)."""
     if planned is None:
         planned = plan_search(request, runtime=runtime, settings=settings)
     with caches_of(session).search_in_flight():
@@ -107,6 +109,7 @@ async def search_cube(
             rerank=runtime.rerank if config.rerank else None,
             exact_threshold=settings.exact_search_threshold,
             reopen=(lambda: db.tenant_transaction(tenant_id)) if db is not None else None,
+            vector_gen=vector_gen if db is not None else None,
             ranker=(
                 ranker.load(
                     Path(settings.models.ranker) if settings.models.ranker else ranker.DEFAULT_MODEL

@@ -19,6 +19,8 @@ from typing import Any
 from cachetools import LRUCache, TLRUCache, TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from memsvc.store.vector_cache import VectorCache
+
 # Verified API keys: a revocation in another replica takes effect within this many seconds.
 KEY_TTL_S = 10.0
 # Scope sizes and mean lengths for BM25 (keyed with the cube's write generation, so this
@@ -59,6 +61,8 @@ class Caches:
     )
     lexicon_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     lexicon_refreshing: set[tuple[str, str]] = field(default_factory=set)
+    # Cubes' vectors for exact scoring in the process (``memsvc.store.vector_cache``).
+    vectors: VectorCache = field(default_factory=VectorCache)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # Searches in flight in this process (``memsvc.retrieval.service`` counts them).
     searching: int = 0
@@ -101,6 +105,7 @@ class Caches:
             self.lexicons,
         ):
             cache.clear()
+        self.vectors.clear()
 
 
 def caches_of(session: AsyncSession) -> Caches:

@@ -81,24 +81,36 @@ class CubeRef:
     ann_indexed: bool = False
     # Its default write policy (``ingest``); None: the service's.
     write_policy: str | None = None
+    # The database's count of changes to its vectors (``Cube.vector_gen``).
+    vector_gen: int | None = None
 
 
-# ``require``'s statement, built once: it runs before every write and search.
-_REF = select(Cube.id, Cube.name, Cube.ann_indexed, Cube.write_policy).where(
+# ``require``'s statements, built once: one runs before every write and search.
+_WHERE = (
     Cube.id == bindparam("cube_id"),
     Cube.tenant_id == bindparam("tenant_id"),
     Cube.deleted_at.is_(None),
 )
+_REF = select(Cube.id, Cube.name, Cube.ann_indexed, Cube.write_policy).where(*_WHERE)
+_REF_GEN = _REF.add_columns(Cube.vector_gen)
 
 
-async def require(session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID) -> CubeRef:
+async def require(
+    session: AsyncSession, *, tenant_id: uuid.UUID, cube_id: uuid.UUID, vector_gen: bool = False
+) -> CubeRef:
     """The caller's live cube or 404 — cheap enough for every write and search (four
-    columns, no ORM object)."""
-    row = (await session.execute(_REF, {"cube_id": cube_id, "tenant_id": tenant_id})).first()
+    columns, no ORM object); with ``vector_gen`` its vectors' generation too (a search's
+    kept vectors: ``memsvc.store.vector_cache``)."""
+    stmt = _REF_GEN if vector_gen else _REF
+    row = (await session.execute(stmt, {"cube_id": cube_id, "tenant_id": tenant_id})).first()
     if row is None:
         raise NotFound("cube not found")
     return CubeRef(
-        id=row.id, name=row.name, ann_indexed=row.ann_indexed, write_policy=row.write_policy
+        id=row.id,
+        name=row.name,
+        ann_indexed=row.ann_indexed,
+        write_policy=row.write_policy,
+        vector_gen=row.vector_gen if vector_gen else None,
     )
 
 

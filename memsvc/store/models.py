@@ -142,6 +142,10 @@ class Cube(Base):
     ann_indexed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The write policy ``ingest`` uses when a request names none (NULL: ``learned``).
     write_policy: Mapped[str | None] = mapped_column(String(100))
+    # Bumped by the database whenever the cube's searchable vectors change (migration
+    # 0026's triggers): a search scores a kept copy only when it was loaded at this value
+    # (``memsvc.store.vector_cache``). Never written by the service.
+    vector_gen: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
     __table_args__ = (

@@ -29,7 +29,9 @@ async def search_cube(
     planned = plan_search(body, runtime=state.runtime, settings=state.settings)
     try:
         async with state.db.tenant_transaction(principal.tenant_id) as session:
-            cube = await cubes.require(session, tenant_id=principal.tenant_id, cube_id=cube_id)
+            cube = await cubes.require(
+                session, tenant_id=principal.tenant_id, cube_id=cube_id, vector_gen=True
+            )
             return await run_search(
                 session,
                 runtime=state.runtime,
@@ -39,6 +41,7 @@ async def search_cube(
                 request=body,
                 db=state.db,
                 planned=planned,
+                vector_gen=cube.vector_gen,
             )
     finally:
         planned.cancel()
