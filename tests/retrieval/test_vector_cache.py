@@ -238,3 +238,12 @@ async def test_the_generation_moves_once_a_transaction_and_only_for_vectors(
     assert gen() == g0 + 4
     sql(database_url, "UPDATE memory SET status = 'deleted' WHERE cube_id = :c", c=cube)
     assert gen() == g0 + 5
+
+
+async def test_an_empty_cube_is_kept_empty(settings: Settings, runtime: Any) -> None:
+    async with replica(kept_settings(settings), runtime) as svc:
+        cube = await make_cube(svc, "empty")
+        assert await search(svc, cube, "anything") == []
+        await settle(svc)
+        assert cache_of(svc).loads == 1
+        assert await search(svc, cube, "anything") == [] and cache_of(svc).hits == 1
